@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  resolve: { conditions: ['@meshtap/source'] },
+  ssr: { resolve: { conditions: ['@meshtap/source', 'module', 'node', 'development|production'] } },
+  test: {
+    projects: ['packages/*'],
+    testTimeout: 30_000,
+  },
+})
