@@ -1,5 +1,9 @@
-import { defineProject } from 'vitest/config'
+import { defineProject, mergeConfig } from 'vitest/config'
+import { sourceResolve } from '../../vitest.shared.js'
 
-export default defineProject({
-  test: { name: 'cli', environment: 'node' },
-})
+export default mergeConfig(
+  sourceResolve,
+  defineProject({
+    test: { name: 'cli', environment: 'node' },
+  }),
+)

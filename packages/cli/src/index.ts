@@ -1,1 +1,6 @@
-export {}
+export type { CliIo } from './cli.js'
+export { main, UsageError } from './cli.js'
+export type { DecodeCommandOptions } from './commands/decode.js'
+export { decodeLine, runDecode } from './commands/decode.js'
+export type { DecodeLine } from './format.js'
+export { canonicalPayload, toDecodeLine } from './format.js'

@@ -1,0 +1,94 @@
+import type { Readable, Writable } from 'node:stream'
+import { parseArgs } from 'node:util'
+import { type ChannelKeyInput, createChannelKey, parseChannelKeySpec } from '@meshtap/core'
+import { runDecode } from './commands/decode.js'
+
+/** Where the CLI reads and writes; the process streams by default. */
+export interface CliIo {
+  stdin: Readable
+  stdout: Writable
+  stderr: Writable
+}
+
+/** A usage error: the CLI prints it with the usage text and exits with code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+const USAGE = `Usage: meshtap <command> [options]
+
+Commands:
+  decode   Decode NDJSON lines from stdin, one JSON result line per input line.
+           Input:  {"payload": "<base64|hex|json>", "encoding"?: "base64"|"hex"|"json",
+                    "topic"?: "msh/US/2/e/LongFast/!abcd1234", "kind"?: "envelope"|"mapreport"|
+                    "meshpacket"|"json-uplink"|"data"}
+           Output: {"ok":true,"packet":{…}} or {"ok":false,"error":{"code","message"},"packet":{…}}
+           Options: --key NAME=PSK   a channel key, PSK in base64 (repeatable; LongFast=AQ== is built in)
+                    --pretty         indent the output for reading
+
+Run "meshtap <command> --help" for a command's options.`
+
+function parseKeys(specs: string[] | undefined): ChannelKeyInput[] {
+  const keys: ChannelKeyInput[] = []
+  for (const spec of specs ?? []) {
+    try {
+      const key = parseChannelKeySpec(spec)
+      createChannelKey(key)
+      keys.push(key)
+    } catch (e) {
+      throw new UsageError(`--key: ${(e as Error).message}`)
+    }
+  }
+  return keys
+}
+
+/**
+ * Runs the CLI with `argv` (without the node and script paths). Resolves to the exit code:
+ * 0 when the command ran (decode failures are data, not errors), 2 on bad usage, 1 on other errors.
+ */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'decode': {
+        const { values } = parseArgs({
+          args: rest,
+          options: {
+            key: { type: 'string', multiple: true },
+            pretty: { type: 'boolean' },
+            help: { type: 'boolean', short: 'h' },
+          },
+          strict: true,
+          allowPositionals: false,
+        })
+        if (values.help) {
+          io.stdout.write(`${USAGE}\n`)
+          return 0
+        }
+        await runDecode({
+          keys: parseKeys(values.key),
+          pretty: values.pretty ?? false,
+          input: io.stdin,
+          output: io.stdout,
+        })
+        return 0
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout.write(`${USAGE}\n`)
+        return command === undefined ? 2 : 0
+      default:
+        throw new UsageError(`unknown command "${command}"`)
+    }
+  } catch (e) {
+    const error = e as Error & { code?: string }
+    if (e instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`meshtap: ${error.message}\n\n${USAGE}\n`)
+      return 2
+    }
+    io.stderr.write(`meshtap: ${error.stack ?? error.message}\n`)
+    return 1
+  }
+}

@@ -1,0 +1,442 @@
+import {
+  type AppPayload,
+  bytesToBase64,
+  type DecodedPacket,
+  type DecodeErrorCode,
+  type DecodeFailure,
+  err,
+  isBroadcast,
+  nodeIdFromNum,
+  ok,
+  type PacketKind,
+  type PartialPacket,
+  portnumName,
+  type RawMessage,
+  type ReceptionClass,
+  type Result,
+} from '@meshtap/protocol'
+import { Mesh } from '@meshtastic/protobufs'
+import { type AesCtr, createAesCtr } from './aes-ctr.js'
+import { type RawData, type RawMeshPacket, readData, readEnvelope, readMeshPacket } from './envelope.js'
+import { decodeJsonUplink } from './json-uplink.js'
+import {
+  type ChannelKey,
+  type ChannelKeyInput,
+  createKeyRing,
+  type KeyRing,
+  nameHash,
+} from './keyring.js'
+import { buildAppPayload } from './payload.js'
+import { type ParsedTopic, parseTopic } from './topic.js'
+
+/** The result of decoding one message: a packet, or a failure that keeps what was known. */
+export type DecodeResult = Result<DecodedPacket, DecodeFailure>
+
+/** Options of {@link createCodec}. */
+export interface CodecOptions {
+  /** Channels to decrypt (the default `LongFast`/`AQ==` channel is always included). */
+  keys?: readonly ChannelKeyInput[]
+  /**
+   * After the keys whose channel hash matches, try every other key too (a hash is only a hint:
+   * custom channel names on a known key have other hashes). Each attempt must still pass the
+   * plausibility checks.
+   * @default true
+   */
+  tryAllKeys?: boolean
+  /**
+   * Inputs longer than this are refused with `PAYLOAD_TOO_LARGE` without being parsed. A real
+   * envelope is under 600 bytes.
+   * @default 16384
+   */
+  maxPayloadBytes?: number
+  /** Attach {@link DecodedPacket.raw} (ciphertext, `Data` bytes, JSON uplink) to every packet. @default false */
+  includeRaw?: boolean
+}
+
+/** A codec: turns raw MQTT messages into packets. Synchronous and pure; never throws. */
+export interface Codec {
+  readonly name: string
+  /** Decodes one message. Expected failures are values, never exceptions. */
+  decode(message: RawMessage): DecodeResult
+}
+
+/** The Meshtastic codec, with its key ring. */
+export interface MeshtasticCodec extends Codec {
+  /** The channels this codec decrypts. */
+  readonly keyRing: KeyRing
+}
+
+const PRIORITY = Mesh.MeshPacket_Priority as unknown as Record<number, string>
+const TRANSPORT = Mesh.MeshPacket_TransportMechanism as unknown as Record<number, string>
+
+/**
+ * Creates the Meshtastic codec.
+ *
+ * - Topics of any root depth (`/2/e/`, `/2/c/`, `/2/map/`, `/2/json/`); anything else fails with `UNKNOWN_TOPIC`.
+ * - Channel decryption (AES-CTR) tries the keys whose channel hash matches first, then (by default) the rest;
+ *   a result is accepted only when the `Data` and its payload look like what firmware writes, which rejects
+ *   wrong keys on random-looking bytes far more reliably than "it parsed".
+ * - PKI direct messages are reported as `PKI_ENCRYPTED` and never tried against channel keys.
+ * - A packet that cannot be decrypted keeps its header and ciphertext in the failure.
+ *
+ * @example
+ * const codec = createCodec({ keys: [{ name: 'Private', psk: 'AQ==' }] })
+ * const result = codec.decode({ topic: 'msh/US/2/e/LongFast/!abcd1234', payload })
+ * if (result.ok) console.log(result.value.fromId, result.value.app)
+ * else console.log(result.error.error.code)
+ */
+export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
+  const keyRing = createKeyRing(options.keys ?? [])
+  const tryAllKeys = options.tryAllKeys ?? true
+  const maxBytes = options.maxPayloadBytes ?? 16_384
+  const includeRaw = options.includeRaw ?? false
+  const engines = new Map<string, AesCtr>()
+  const nameHashes = new Map<string, number>()
+
+  function engine(ch: ChannelKey): AesCtr {
+    let e = engines.get(ch.keyId)
+    if (!e) {
+      e = createAesCtr(ch.key)
+      engines.set(ch.keyId, e)
+    }
+    return e
+  }
+
+  function hashOfName(name: string): number {
+    let h = nameHashes.get(name)
+    if (h === undefined) {
+      h = nameHash(name)
+      if (nameHashes.size < 4096) nameHashes.set(name, h)
+    }
+    return h
+  }
+
+  function fail(code: DecodeErrorCode, message: string, packet: PartialPacket): DecodeResult {
+    return err({ error: { code, message }, packet })
+  }
+
+  /** Decryption result for one candidate, or undefined. */
+  interface Opened {
+    data: RawData
+    bytes: Uint8Array
+    app: AppPayload
+    keyName?: string
+  }
+
+  function attempt(
+    p: RawMeshPacket,
+    buf: Uint8Array,
+    ch: ChannelKey | undefined,
+  ): Opened | undefined {
+    const bytes = ch ? engine(ch).crypt(buf, p.payloadStart, p.payloadEnd, p.from, p.id) : buf.subarray(p.payloadStart, p.payloadEnd)
+    const data = readData(bytes, 0, bytes.length, true)
+    if (!data) return undefined
+    const payloadLen = data.payloadEnd - data.payloadStart
+    // Firmware never sends a Data with nothing in it but a port number.
+    if (payloadLen === 0 && data.requestId === 0 && !data.wantResponse && data.bitfield < 0) {
+      return undefined
+    }
+    if (payloadLen > 233) return undefined
+    const app = buildAppPayload(data.portnum, bytes, data.payloadStart, data.payloadEnd, true)
+    if (!app) return undefined
+    return ch ? { data, bytes, app, keyName: ch.name } : { data, bytes, app }
+  }
+
+  function open(p: RawMeshPacket, buf: Uint8Array, channelId: string): Opened | undefined {
+    const tried: string[] = []
+    const tryKey = (ch: ChannelKey): Opened | undefined => {
+      if (tried.includes(ch.keyId)) return undefined
+      tried.push(ch.keyId)
+      return attempt(p, buf, ch)
+    }
+    const keys = keyRing.keys
+    // 1. Keys that give this hash under the envelope's channel name.
+    const nh = channelId ? hashOfName(channelId) : -1
+    if (nh >= 0) {
+      for (const ch of keys) {
+        if ((nh ^ ch.keyXor) === p.channel) {
+          const o = tryKey(ch)
+          if (o) return o
+        }
+      }
+    }
+    // 2. Configured channels with this hash.
+    for (const ch of keyRing.byHash(p.channel)) {
+      const o = tryKey(ch)
+      if (o) return o
+    }
+    // 3. An unencrypted channel (ham mode): plaintext Data in `encrypted`.
+    const plaintextHash = nh === p.channel || keyRing.hasPlaintextHash(p.channel)
+    if (plaintextHash) {
+      const o = attempt(p, buf, undefined)
+      if (o) return o
+    }
+    // 4. Everything else.
+    if (tryAllKeys) {
+      for (const ch of keys) {
+        const o = tryKey(ch)
+        if (o) return o
+      }
+      if (!plaintextHash && nh < 0) return attempt(p, buf, undefined)
+    }
+    return undefined
+  }
+
+  function header(
+    kind: PacketKind,
+    p: RawMeshPacket,
+    buf: Uint8Array,
+    topic: string | undefined,
+    parsed: ParsedTopic | undefined,
+    channelId: string,
+    gatewayId: string,
+  ): PartialPacket & DecodedPacket {
+    const h = {
+      kind,
+      ...(topic !== undefined ? { topic } : {}),
+      ...(parsed ? { root: parsed.root } : {}),
+      ...(channelId ? { channelId } : {}),
+      ...(gatewayId ? { gatewayId } : {}),
+      from: p.from,
+      to: p.to,
+      id: p.id,
+      fromId: nodeIdFromNum(p.from),
+      toId: nodeIdFromNum(p.to),
+      channel: p.channel,
+      hopLimit: p.hopLimit,
+      hopStart: p.hopStart,
+      wantAck: p.wantAck,
+      viaMqtt: p.viaMqtt,
+      rxTime: p.rxTime,
+      rxSnr: p.rxSnr,
+      rxRssi: p.rxRssi,
+      encrypted: p.variant === 5,
+    } as PartialPacket & DecodedPacket
+    if (p.priority !== 0) h.priority = PRIORITY[p.priority] ?? String(p.priority)
+    if (p.nextHop !== 0) h.nextHop = p.nextHop
+    if (p.relayNode !== 0) h.relayNode = p.relayNode
+    if (p.pkiEncrypted) h.pkiEncrypted = true
+    if (p.publicKeyStart >= 0 && p.publicKeyEnd > p.publicKeyStart) {
+      h.publicKey = bytesToBase64(buf.subarray(p.publicKeyStart, p.publicKeyEnd))
+    }
+    if (p.transportMechanism !== 0) {
+      h.transportMechanism = TRANSPORT[p.transportMechanism] ?? String(p.transportMechanism)
+    }
+    return h
+  }
+
+  function finish(
+    h: PartialPacket & DecodedPacket,
+    data: RawData,
+    dataBytes: Uint8Array,
+    app: AppPayload,
+    keyName: string | undefined,
+    ciphertext: Uint8Array | undefined,
+  ): DecodeResult {
+    const pkt = h as DecodedPacket
+    pkt.portnum = data.portnum
+    const name = portnumName(data.portnum)
+    if (name !== undefined) pkt.portnumName = name
+    if (data.wantResponse) pkt.wantResponse = true
+    if (data.dest !== 0) pkt.dest = data.dest
+    if (data.source !== 0) pkt.source = data.source
+    if (data.requestId !== 0) pkt.requestId = data.requestId
+    if (data.replyId !== 0) pkt.replyId = data.replyId
+    if (data.emoji !== 0) pkt.emoji = data.emoji
+    if (data.bitfield >= 0) {
+      pkt.bitfield = data.bitfield
+      pkt.okToMqtt = (data.bitfield & 1) === 1
+    }
+    pkt.payload = bytesToBase64(dataBytes.subarray(data.payloadStart, data.payloadEnd))
+    if (keyName !== undefined) pkt.keyName = keyName
+    if ('isReaction' in app) {
+      if (data.replyId !== 0) app.replyId = data.replyId
+      app.isReaction = data.emoji !== 0
+    }
+    pkt.app = app
+    derive(pkt, data.bitfield >= 0)
+    if (includeRaw) {
+      pkt.raw = ciphertext
+        ? { ciphertext: bytesToBase64(ciphertext), data: bytesToBase64(dataBytes) }
+        : { data: bytesToBase64(dataBytes) }
+    }
+    return ok(pkt)
+  }
+
+  function decodePacket(
+    kind: PacketKind,
+    p: RawMeshPacket,
+    buf: Uint8Array,
+    topic: string | undefined,
+    parsed: ParsedTopic | undefined,
+    channelId: string,
+    gatewayId: string,
+  ): DecodeResult {
+    const h = header(kind, p, buf, topic, parsed, channelId, gatewayId)
+    if (p.variant === 4) {
+      const data = readData(buf, p.payloadStart, p.payloadEnd, false)
+      if (!data) {
+        derive(h, false)
+        return fail('MALFORMED_DATA', 'the decoded Data message is not valid protobuf', h)
+      }
+      const dataBytes = buf.subarray(p.payloadStart, p.payloadEnd)
+      const app = buildAppPayload(data.portnum, dataBytes, data.payloadStart - p.payloadStart, data.payloadEnd - p.payloadStart, false)
+      if (!app) return payloadFailure(h, data)
+      return finish(h, rebase(data, p.payloadStart), dataBytes, app, undefined, undefined)
+    }
+    if (p.variant !== 5 || p.payloadEnd === p.payloadStart) {
+      derive(h, false)
+      return fail('EMPTY_PACKET', 'the packet has neither a decoded nor an encrypted payload', h)
+    }
+    const ciphertext = buf.subarray(p.payloadStart, p.payloadEnd)
+    if (p.pkiEncrypted || channelId === 'PKI') {
+      derive(h, false)
+      h.ciphertext = bytesToBase64(ciphertext)
+      return fail(
+        'PKI_ENCRYPTED',
+        'a PKI-encrypted direct message: only the recipient’s private key opens it',
+        h,
+      )
+    }
+    const opened = ciphertext.length <= 256 ? open(p, buf, channelId) : undefined
+    if (!opened) {
+      derive(h, false)
+      h.ciphertext = bytesToBase64(ciphertext)
+      if (p.channel === 0 && !isBroadcast(p.to) && p.to !== 0) {
+        return fail(
+          'PKI_ENCRYPTED',
+          'a direct message with channel hash 0 that no channel key opens: most likely PKI-encrypted (only the recipient’s private key opens it)',
+          h,
+        )
+      }
+      return fail(
+        'NO_MATCHING_KEY',
+        `no configured channel key decrypts this packet (channel hash ${p.channel}${
+          channelId ? `, channel "${channelId}"` : ''
+        }); add the channel's key, e.g. --key ${channelId || 'NAME'}=<base64 PSK>`,
+        h,
+      )
+    }
+    return finish(h, opened.data, opened.bytes, opened.app, opened.keyName, ciphertext)
+  }
+
+  function decode(message: RawMessage): DecodeResult {
+    const { topic, payload } = message
+    let parsed: ParsedTopic | undefined
+    let kind: PacketKind | undefined = message.kind
+    if (topic !== undefined && topic !== null) {
+      parsed = parseTopic(topic)
+      if (!parsed && kind === undefined) {
+        return fail(
+          'UNKNOWN_TOPIC',
+          `"${topic.slice(0, 200)}" is not a Meshtastic uplink topic (<root>/2/e/<channel>/<gateway>, <root>/2/map/ or <root>/2/json/<channel>/<gateway>)`,
+          { kind: 'envelope', topic },
+        )
+      }
+      kind ??= parsed?.kind
+    }
+    kind ??= 'envelope'
+    if (!(payload instanceof Uint8Array)) {
+      return fail('INVALID_INPUT', 'the payload must be bytes (Uint8Array)', { kind })
+    }
+    if (payload.length > maxBytes) {
+      return fail(
+        'PAYLOAD_TOO_LARGE',
+        `${payload.length} bytes is more than any Meshtastic message (limit ${maxBytes}); not parsed`,
+        { kind, ...(topic !== undefined ? { topic } : {}) },
+      )
+    }
+    const channelFromTopic = parsed?.channelId ?? ''
+    const gatewayFromTopic = parsed?.gatewayId ?? ''
+    switch (kind) {
+      case 'envelope':
+      case 'mapreport': {
+        const env = readEnvelope(payload)
+        if (!env || !env.packet) {
+          return fail(
+            'MALFORMED_ENVELOPE',
+            env ? 'the ServiceEnvelope has no packet' : 'not a valid ServiceEnvelope protobuf',
+            { kind, ...(topic !== undefined ? { topic } : {}), ...(parsed ? { root: parsed.root } : {}) },
+          )
+        }
+        return decodePacket(
+          kind,
+          env.packet,
+          payload,
+          topic,
+          parsed,
+          env.channelId || channelFromTopic,
+          env.gatewayId || gatewayFromTopic,
+        )
+      }
+      case 'meshpacket': {
+        const p = readMeshPacket(payload)
+        if (!p) return fail('MALFORMED_ENVELOPE', 'not a valid MeshPacket protobuf', { kind })
+        return decodePacket(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
+      }
+      case 'data': {
+        const data = readData(payload, 0, payload.length, false)
+        if (!data) return fail('MALFORMED_DATA', 'not a valid Data protobuf', { kind })
+        const p = blankPacket()
+        const h = header(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
+        const app = buildAppPayload(data.portnum, payload, data.payloadStart, data.payloadEnd, false)
+        if (!app) return payloadFailure(h, data)
+        return finish(h, data, payload, app, undefined, undefined)
+      }
+      case 'json-uplink':
+        return decodeJsonUplink(payload, topic, parsed, includeRaw)
+      default:
+        return fail('INVALID_INPUT', `unknown kind "${String(kind)}"`, { kind: 'envelope' })
+    }
+  }
+
+  function payloadFailure(h: PartialPacket & DecodedPacket, data: RawData): DecodeResult {
+    derive(h, data.bitfield >= 0)
+    h.portnum = data.portnum
+    const name = portnumName(data.portnum)
+    if (name !== undefined) h.portnumName = name
+    return fail(
+      'MALFORMED_PAYLOAD',
+      `the ${name ?? `port ${data.portnum}`} payload does not parse as its message`,
+      h,
+    )
+  }
+
+  return { name: 'meshtastic', keyRing, decode }
+}
+
+function rebase(d: RawData, offset: number): RawData {
+  return { ...d, payloadStart: d.payloadStart - offset, payloadEnd: d.payloadEnd - offset }
+}
+
+function blankPacket(): RawMeshPacket {
+  const p = readMeshPacket(new Uint8Array(0)) as RawMeshPacket
+  return p
+}
+
+/**
+ * Fills `hopsAway` and `receptionClass`. `hopsAway` is only given where it is valid: `hopStart`
+ * 1–7 (0 means "unknown" before firmware 2.5, unless `Data.bitfield` is present) and
+ * `0 < hopLimit ≤ hopStart` — many brokers strip `hopLimit` to 0, so 0 is not trusted.
+ */
+export function derive(
+  p: PartialPacket | DecodedPacket,
+  hasBitfield: boolean,
+): void {
+  const hopStart = p.hopStart ?? 0
+  const hopLimit = p.hopLimit ?? 0
+  let hopsAway: number | undefined
+  if (hopStart > 0 && hopStart <= 7 && hopLimit > 0 && hopLimit <= hopStart) {
+    hopsAway = hopStart - hopLimit
+  } else if (hopStart === 0 && hopLimit === 0 && hasBitfield && p.kind !== 'mapreport') {
+    hopsAway = 0
+  }
+  if (hopsAway !== undefined) p.hopsAway = hopsAway
+  let cls: ReceptionClass = 'unknown'
+  if (p.gatewayId !== undefined && p.gatewayId === p.fromId) cls = 'self'
+  else if (p.gatewayId !== undefined && !p.rxSnr && !p.rxRssi) cls = 'injected'
+  else if (hopsAway === 0) cls = 'direct'
+  else if (hopsAway !== undefined) cls = 'relayed'
+  p.receptionClass = cls
+}
+

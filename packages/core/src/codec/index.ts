@@ -1,0 +1,17 @@
+export type { Codec, CodecOptions, DecodeResult, MeshtasticCodec } from './decode.js'
+export { createCodec } from './decode.js'
+export type { ChannelKey, ChannelKeyInput, KeyRing } from './keyring.js'
+export {
+  channelHash,
+  createChannelKey,
+  createKeyRing,
+  DEFAULT_CHANNEL_NAME,
+  DEFAULT_KEY,
+  expandPsk,
+  nameHash,
+  parseChannelKeySpec,
+  xorHash,
+} from './keyring.js'
+export { protobufJsonToBytes } from './protobuf-json.js'
+export type { ParsedTopic } from './topic.js'
+export { parseTopic } from './topic.js'
