@@ -6,6 +6,7 @@ import {
   type DecodeFailure,
   err,
   isBroadcast,
+  isKnownPortnum,
   nodeIdFromNum,
   ok,
   type PacketKind,
@@ -130,10 +131,11 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
   ): Opened | undefined {
     const bytes = ch ? engine(ch).crypt(buf, p.payloadStart, p.payloadEnd, p.from, p.id) : buf.subarray(p.payloadStart, p.payloadEnd)
     const data = readData(bytes, 0, bytes.length, true)
-    if (!data) return undefined
+    if (!data || !isKnownPortnum(data.portnum)) return undefined
     const payloadLen = data.payloadEnd - data.payloadStart
-    // Firmware never sends a Data with nothing in it but a port number.
-    if (payloadLen === 0 && data.requestId === 0 && !data.wantResponse && data.bitfield < 0) {
+    // An empty payload is only sent by requests (traceroute, position/node info requests), which
+    // ask for a response; replies and ACKs always carry a payload.
+    if (payloadLen === 0 && !data.wantResponse && (data.bitfield < 0 || (data.bitfield & 2) === 0)) {
       return undefined
     }
     if (payloadLen > 233) return undefined

@@ -15,3 +15,11 @@ export {
 export { protobufJsonToBytes } from './protobuf-json.js'
 export type { ParsedTopic } from './topic.js'
 export { parseTopic } from './topic.js'
+export type { DataFields, EncodeEnvelopeInput, EncodePacketInput } from './encode.js'
+export {
+  channelCrypt,
+  encodeAppPayload,
+  encodeData,
+  encodeEnvelope,
+  encodeMeshPacket,
+} from './encode.js'

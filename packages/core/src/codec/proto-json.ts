@@ -243,7 +243,7 @@ const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const utf8Lenient = new TextDecoder('utf-8', { ignoreBOM: true })
 
 /** Strings up to this many bytes are decoded in JS; longer ones go to the TextDecoder. */
-const SHORT_STRING = 48
+const SHORT_STRING = 32
 
 /**
  * Reads `len` bytes (already bounds-checked) as UTF-8. With `strict`, invalid UTF-8 is malformed
@@ -256,60 +256,13 @@ function readString(len: number, strict: boolean): string {
   const e = s + len
   pos = e
   if (len > SHORT_STRING) return decodeUtf8(s, e, strict)
-  let out = ''
-  let i = s
-  while (i < e) {
-    const b = buf[i]!
-    if (b < 0x80) {
-      out += String.fromCharCode(b)
-      i++
-      continue
-    }
-    // Multi-byte sequence, validated per the Unicode well-formed byte sequence table.
-    let cp: number
-    if (b >= 0xc2 && b <= 0xdf) {
-      const b1 = buf[i + 1]!
-      if (i + 1 >= e || (b1 & 0xc0) !== 0x80) return decodeUtf8(s, e, strict)
-      cp = ((b & 0x1f) << 6) | (b1 & 0x3f)
-      i += 2
-    } else if (b >= 0xe0 && b <= 0xef) {
-      const b1 = buf[i + 1]!
-      const b2 = buf[i + 2]!
-      if (
-        i + 2 >= e ||
-        (b1 & 0xc0) !== 0x80 ||
-        (b2 & 0xc0) !== 0x80 ||
-        (b === 0xe0 && b1 < 0xa0) ||
-        (b === 0xed && b1 > 0x9f)
-      ) {
-        return decodeUtf8(s, e, strict)
-      }
-      cp = ((b & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f)
-      i += 3
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      const b1 = buf[i + 1]!
-      const b2 = buf[i + 2]!
-      const b3 = buf[i + 3]!
-      if (
-        i + 3 >= e ||
-        (b1 & 0xc0) !== 0x80 ||
-        (b2 & 0xc0) !== 0x80 ||
-        (b3 & 0xc0) !== 0x80 ||
-        (b === 0xf0 && b1 < 0x90) ||
-        (b === 0xf4 && b1 > 0x8f)
-      ) {
-        return decodeUtf8(s, e, strict)
-      }
-      cp = (((b & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f)) - 0x10000
-      out += String.fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff))
-      i += 4
-      continue
-    } else {
-      return decodeUtf8(s, e, strict)
-    }
-    out += String.fromCharCode(cp)
+  const a = new Array<number>(len)
+  for (let i = 0; i < len; i++) {
+    const c = buf[s + i]!
+    if (c > 0x7f) return decodeUtf8(s, e, strict)
+    a[i] = c
   }
-  return out
+  return String.fromCharCode.apply(null, a)
 }
 
 /** Decodes with a shared TextDecoder; the fatal one throws on invalid UTF-8 (caught at the top). */
@@ -322,6 +275,19 @@ const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 const B64_PAIRS: string[] = []
 for (let i = 0; i < 4096; i++) B64_PAIRS.push(B64[i >> 6]! + B64[i & 63]!)
 
+/** Every 12-bit group as its two base64 characters, packed as ASCII bytes in memory order. */
+const B64_PAIR_CODES = new Uint16Array(4096)
+for (let i = 0; i < 4096; i++) {
+  const a = B64.charCodeAt(i >> 6)
+  const b = B64.charCodeAt(i & 63)
+  B64_PAIR_CODES[i] = LITTLE_ENDIAN ? a | (b << 8) : (a << 8) | b
+}
+/** Scratch output for long base64 strings, grown on demand. */
+let b64Scratch = new Uint16Array(256)
+
+/** Inputs up to this many bytes are base64-encoded by string concatenation. */
+const SHORT_BASE64 = 100000
+
 /** Reads `len` bytes (already bounds-checked) as standard, padded base64. */
 function readBase64(len: number): string {
   let i = pos
@@ -329,9 +295,23 @@ function readBase64(len: number): string {
   pos = e
   const e3 = e - (len % 3)
   let out = ''
-  for (; i < e3; i += 3) {
-    const v = (buf[i]! << 16) | (buf[i + 1]! << 8) | buf[i + 2]!
-    out += B64_PAIRS[v >> 12]! + B64_PAIRS[v & 0xfff]!
+  if (len <= SHORT_BASE64) {
+    for (; i < e3; i += 3) {
+      const v = (buf[i]! << 16) | (buf[i + 1]! << 8) | buf[i + 2]!
+      out += B64_PAIRS[v >> 12]! + B64_PAIRS[v & 0xfff]!
+    }
+  } else {
+    // Long input: write the ASCII output into a scratch buffer and decode it in one go.
+    const units = ((len / 3) | 0) * 2
+    if (b64Scratch.length < units) b64Scratch = new Uint16Array(units * 2)
+    const out16 = b64Scratch
+    let j = 0
+    for (; i < e3; i += 3) {
+      const v = (buf[i]! << 16) | (buf[i + 1]! << 8) | buf[i + 2]!
+      out16[j++] = B64_PAIR_CODES[v >> 12]!
+      out16[j++] = B64_PAIR_CODES[v & 0xfff]!
+    }
+    out = utf8Lenient.decode(new Uint8Array(out16.buffer, 0, j * 2))
   }
   if (e - i === 1) {
     out += `${B64_PAIRS[buf[i]! << 4]!}==`
