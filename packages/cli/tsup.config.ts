@@ -1,9 +1,9 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  entry: { index: 'src/index.ts', bin: 'src/bin.ts' },
   format: ['esm'],
-  dts: true,
+  dts: { compilerOptions: { composite: false, customConditions: [] } },
   sourcemap: true,
   clean: true,
   target: 'node20',

@@ -3,7 +3,7 @@ import { defineConfig } from 'tsup'
 export default defineConfig({
   entry: { index: 'src/index.ts' },
   format: ['esm'],
-  dts: true,
+  dts: { compilerOptions: { composite: false, customConditions: [] } },
   sourcemap: true,
   clean: true,
   target: 'node20',

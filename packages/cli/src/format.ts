@@ -93,7 +93,10 @@ export function canonicalPayload(app: AppPayload): Record<string, unknown> {
     case 'telemetry':
       return app.telemetry
     case 'traceroute': {
-      const out: Record<string, unknown> = { ...app.routeDiscovery, routeIds: app.route.map((h) => h.id) }
+      const out: Record<string, unknown> = {
+        ...app.routeDiscovery,
+        routeIds: app.route.map((h) => h.id),
+      }
       if (app.routeDiscovery.snrTowards !== undefined) out.snrTowardsDb = app.snrTowardsDb
       return out
     }

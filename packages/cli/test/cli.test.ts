@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { bytesToBase64, PortNum } from '@meshtap/protocol'
 import { encodeEnvelope } from '@meshtap/core'
+import { bytesToBase64, PortNum } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
@@ -10,7 +10,10 @@ const tsx = resolve(repo, 'node_modules/.bin/tsx')
 const bin = resolve(repo, 'packages/cli/src/bin.ts')
 
 /** Runs the real `meshtap` command (from source) with stdin, like `pnpm meshtap …` does. */
-function run(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  stdin = '',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = spawn(tsx, ['--conditions=@meshtap/source', bin, ...args], { cwd: repo })
     let stdout = ''
@@ -52,11 +55,18 @@ describe('meshtap decode (the process)', () => {
     ].join('\n')
     const { code, stdout } = await run(['decode'], `${input}\n`)
     expect(code).toBe(0)
-    const lines = stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
+    const lines = stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines).toHaveLength(6)
     expect(lines[0]).toMatchObject({ ok: true, packet: { id: 1, payload: { text: 'message 1' } } })
     expect(lines[1]).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } })
-    expect(lines[2]).toMatchObject({ ok: false, error: { code: 'NO_MATCHING_KEY' }, packet: { id: 2, fromId: '!1234abcd' } })
+    expect(lines[2]).toMatchObject({
+      ok: false,
+      error: { code: 'NO_MATCHING_KEY' },
+      packet: { id: 2, fromId: '!1234abcd' },
+    })
     expect(lines[3]).toMatchObject({ ok: true, packet: { id: 3, kind: 'envelope' } })
     expect(lines[4]).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } })
     expect(lines[5]).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } })
@@ -68,7 +78,10 @@ describe('meshtap decode (the process)', () => {
       `${JSON.stringify({ payload: env(2, secret), topic: 'msh/US/2/e/Private/!00000001' })}\n`,
     )
     expect(code).toBe(0)
-    expect(JSON.parse(stdout)).toMatchObject({ ok: true, packet: { keyName: 'Private', payload: { text: 'message 2' } } })
+    expect(JSON.parse(stdout)).toMatchObject({
+      ok: true,
+      packet: { keyName: 'Private', payload: { text: 'message 2' } },
+    })
   })
 
   it('exits 2 with a clear message on bad usage', async () => {

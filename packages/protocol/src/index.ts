@@ -1,6 +1,6 @@
+export { base64ToBytes, bytesToBase64, bytesToHex, hexToBytes } from './base64.js'
 export type { DecodeError, DecodeErrorCode } from './decode-error.js'
 export { DECODE_ERROR_CODES } from './decode-error.js'
-export { base64ToBytes, bytesToBase64, bytesToHex, hexToBytes } from './base64.js'
 export { BROADCAST_NUM, isBroadcast, nodeIdFromNum, nodeNumFromId, toUint32 } from './node-id.js'
 export type {
   AppPayload,
@@ -47,6 +47,6 @@ export type {
 export type { PortNumName } from './portnums.js'
 export { isKnownPortnum, PortNum, portnumName } from './portnums.js'
 export { isPlausibleFix, precisionRadiusM } from './precision.js'
+export type { RawMessage } from './raw-message.js'
 export type { Err, Ok, Result } from './result.js'
 export { err, ok } from './result.js'
-export type { RawMessage } from './raw-message.js'

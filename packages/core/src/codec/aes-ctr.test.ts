@@ -22,7 +22,11 @@ describe('AES-CTR with a reused ECB keystream', () => {
         (keyLen, data, from, id) => {
           const key = randomBytes(keyLen)
           const ours = createAesCtr(key).crypt(data, 0, data.length, from, id)
-          const d = createDecipheriv(keyLen === 32 ? 'aes-256-ctr' : 'aes-128-ctr', key, nonce(from, id))
+          const d = createDecipheriv(
+            keyLen === 32 ? 'aes-256-ctr' : 'aes-128-ctr',
+            key,
+            nonce(from, id),
+          )
           const ref = new Uint8Array(Buffer.concat([d.update(data), d.final()]))
           expect(ours).toEqual(ref)
         },
@@ -35,6 +39,8 @@ describe('AES-CTR with a reused ECB keystream', () => {
     const ctr = createAesCtr(key)
     const msg = new TextEncoder().encode('xxhello meshyy')
     const enc = ctr.crypt(msg, 2, 12, 0xdeadbeef, 42)
-    expect(new TextDecoder().decode(ctr.crypt(enc, 0, enc.length, 0xdeadbeef, 42))).toBe('hello mesh')
+    expect(new TextDecoder().decode(ctr.crypt(enc, 0, enc.length, 0xdeadbeef, 42))).toBe(
+      'hello mesh',
+    )
   })
 })

@@ -54,7 +54,9 @@ const PORTS: [number, DescMessage, string, fc.Arbitrary<Record<string, unknown>>
     Mesh.RoutingSchema,
     'routing',
     fc.oneof(
-      fc.record({ errorReason: fc.constantFrom('NONE', 'NO_ROUTE', 'MAX_RETRANSMIT', 'NO_CHANNEL') }),
+      fc.record({
+        errorReason: fc.constantFrom('NONE', 'NO_ROUTE', 'MAX_RETRANSMIT', 'NO_CHANNEL'),
+      }),
       fc.record({ routeRequest: fc.record({ route: fc.array(u32, { maxLength: 6 }) }) }),
     ),
   ],
@@ -65,14 +67,30 @@ const PORTS: [number, DescMessage, string, fc.Arbitrary<Record<string, unknown>>
     fc.oneof(
       fc.record({
         time: u32,
-        deviceMetrics: fc.record({ batteryLevel: fc.nat(101), voltage: f32, channelUtilization: f32, airUtilTx: f32, uptimeSeconds: u32 }),
+        deviceMetrics: fc.record({
+          batteryLevel: fc.nat(101),
+          voltage: f32,
+          channelUtilization: f32,
+          airUtilTx: f32,
+          uptimeSeconds: u32,
+        }),
       }),
       fc.record({
         time: u32,
-        environmentMetrics: fc.record({ temperature: f32, relativeHumidity: f32, barometricPressure: f32 }),
+        environmentMetrics: fc.record({
+          temperature: f32,
+          relativeHumidity: f32,
+          barometricPressure: f32,
+        }),
       }),
-      fc.record({ time: u32, powerMetrics: fc.record({ ch1Voltage: f32, ch1Current: f32, ch3Voltage: f32 }) }),
-      fc.record({ time: u32, airQualityMetrics: fc.record({ pm25Standard: fc.nat(1000), co2: fc.nat(5000) }) }),
+      fc.record({
+        time: u32,
+        powerMetrics: fc.record({ ch1Voltage: f32, ch1Current: f32, ch3Voltage: f32 }),
+      }),
+      fc.record({
+        time: u32,
+        airQualityMetrics: fc.record({ pm25Standard: fc.nat(1000), co2: fc.nat(5000) }),
+      }),
     ),
   ],
   [
@@ -122,7 +140,13 @@ const PORTS: [number, DescMessage, string, fc.Arbitrary<Record<string, unknown>>
     PortNum.WAYPOINT_APP,
     Mesh.WaypointSchema,
     'waypoint',
-    fc.record({ id: fc.integer({ min: 1, max: 2 ** 31 }), latitudeI: i32, longitudeI: i32, name: text, description: text }),
+    fc.record({
+      id: fc.integer({ min: 1, max: 2 ** 31 }),
+      latitudeI: i32,
+      longitudeI: i32,
+      name: text,
+      description: text,
+    }),
   ],
   [
     PortNum.STORE_FORWARD_APP,
@@ -154,7 +178,11 @@ const psk = fc.oneof(
   fc.uint8Array({ minLength: 32, maxLength: 32 }).map(bytesToBase64),
   fc.uint8Array({ minLength: 2, maxLength: 31 }).map(bytesToBase64),
 )
-const channelName = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'), minLength: 1, maxLength: 11 })
+const channelName = fc.string({
+  unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'),
+  minLength: 1,
+  maxLength: 11,
+})
 const header = fc.record({
   from: fc.integer({ min: 1, max: 0xfffffffe }),
   id: fc.integer({ min: 1, max: 0xffffffff }),
@@ -196,23 +224,48 @@ describe('codec round trips: encode → encrypt → decrypt → decode', () => {
 
   it('text ports keep any Unicode text', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...TEXT_PORTS), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 200 }), header, psk, (portnum, t, h, channelPsk) => {
-        const codec = createCodec({ keys: [{ name: 'Chat', psk: channelPsk }] })
-        const env = encodeEnvelope({ ...h, portnum, payload: t, channel: { name: 'Chat', psk: channelPsk }, gatewayId: '!a0c0ffee' })
-        const r = codec.decode({ topic: 'msh/US/2/e/Chat/!a0c0ffee', payload: env })
-        expect(r.ok && r.value.app).toMatchObject({ text: t })
-      }),
+      fc.property(
+        fc.constantFrom(...TEXT_PORTS),
+        fc.string({ unit: 'grapheme', minLength: 1, maxLength: 200 }),
+        header,
+        psk,
+        (portnum, t, h, channelPsk) => {
+          const codec = createCodec({ keys: [{ name: 'Chat', psk: channelPsk }] })
+          const env = encodeEnvelope({
+            ...h,
+            portnum,
+            payload: t,
+            channel: { name: 'Chat', psk: channelPsk },
+            gatewayId: '!a0c0ffee',
+          })
+          const r = codec.decode({ topic: 'msh/US/2/e/Chat/!a0c0ffee', payload: env })
+          expect(r.ok && r.value.app).toMatchObject({ text: t })
+        },
+      ),
       { numRuns: 200 },
     )
   })
 
   it('ports without a schema come through as opaque bytes', () => {
     fc.assert(
-      fc.property(fc.constantFrom(PortNum.SERIAL_APP, PortNum.ATAK_PLUGIN, PortNum.PRIVATE_APP, PortNum.IP_TUNNEL_APP), fc.uint8Array({ minLength: 1, maxLength: 200 }), header, (portnum, bytes, h) => {
-        const codec = createCodec()
-        const r = codec.decode({ topic: 'msh/US/2/e/LongFast/!a0c0ffee', payload: encodeEnvelope({ ...h, portnum, payload: bytes, gatewayId: '!a0c0ffee' }) })
-        expect(r.ok && r.value.app).toEqual({ type: 'opaque', bytes: bytesToBase64(bytes) })
-      }),
+      fc.property(
+        fc.constantFrom(
+          PortNum.SERIAL_APP,
+          PortNum.ATAK_PLUGIN,
+          PortNum.PRIVATE_APP,
+          PortNum.IP_TUNNEL_APP,
+        ),
+        fc.uint8Array({ minLength: 1, maxLength: 200 }),
+        header,
+        (portnum, bytes, h) => {
+          const codec = createCodec()
+          const r = codec.decode({
+            topic: 'msh/US/2/e/LongFast/!a0c0ffee',
+            payload: encodeEnvelope({ ...h, portnum, payload: bytes, gatewayId: '!a0c0ffee' }),
+          })
+          expect(r.ok && r.value.app).toEqual({ type: 'opaque', bytes: bytesToBase64(bytes) })
+        },
+      ),
       { numRuns: 100 },
     )
   })
@@ -224,32 +277,65 @@ describe('the codec never throws', () => {
   const check = (r: ReturnType<typeof codec.decode>) => {
     if (!r.ok) expect(codes.has(r.error.error.code)).toBe(true)
   }
-  const kind = fc.constantFrom(undefined, 'envelope', 'mapreport', 'meshpacket', 'json-uplink', 'data') as fc.Arbitrary<
-    'envelope' | 'mapreport' | 'meshpacket' | 'json-uplink' | 'data' | undefined
-  >
+  const kind = fc.constantFrom(
+    undefined,
+    'envelope',
+    'mapreport',
+    'meshpacket',
+    'json-uplink',
+    'data',
+  ) as fc.Arbitrary<'envelope' | 'mapreport' | 'meshpacket' | 'json-uplink' | 'data' | undefined>
   it('on random bytes, topics and kinds', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 600 }), fc.option(fc.string({ maxLength: 80 })), kind, (payload, topic, k) => {
-        check(codec.decode({ payload, ...(topic !== null ? { topic } : {}), ...(k ? { kind: k } : {}) }))
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 600 }),
+        fc.option(fc.string({ maxLength: 80 })),
+        kind,
+        (payload, topic, k) => {
+          check(
+            codec.decode({
+              payload,
+              ...(topic !== null ? { topic } : {}),
+              ...(k ? { kind: k } : {}),
+            }),
+          )
+        },
+      ),
       { numRuns: 3000 },
     )
   })
   it('on mutated and truncated real envelopes', () => {
-    const env = encodeEnvelope({ from: 5, id: 6, portnum: PortNum.POSITION_APP, payload: { latitudeI: 1, longitudeI: 2, time: 3 }, gatewayId: '!00000005', hopStart: 3, hopLimit: 2 })
+    const env = encodeEnvelope({
+      from: 5,
+      id: 6,
+      portnum: PortNum.POSITION_APP,
+      payload: { latitudeI: 1, longitudeI: 2, time: 3 },
+      gatewayId: '!00000005',
+      hopStart: 3,
+      hopLimit: 2,
+    })
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(env.length - 1), fc.nat(255)), { maxLength: 4 }), fc.nat(env.length), (flips, cut) => {
-        const m = env.slice(0, Math.max(1, cut))
-        for (const [i, v] of flips) if (i < m.length) m[i] = v
-        check(codec.decode({ topic: 'msh/2/e/LongFast/!00000005', payload: m }))
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.nat(env.length - 1), fc.nat(255)), { maxLength: 4 }),
+        fc.nat(env.length),
+        (flips, cut) => {
+          const m = env.slice(0, Math.max(1, cut))
+          for (const [i, v] of flips) if (i < m.length) m[i] = v
+          check(codec.decode({ topic: 'msh/2/e/LongFast/!00000005', payload: m }))
+        },
+      ),
       { numRuns: 3000 },
     )
   })
   it('on JSON garbage for the JSON uplink', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
-        check(codec.decode({ topic: 'msh/2/json/LongFast/!00000005', payload: new TextEncoder().encode(JSON.stringify(v)) }))
+        check(
+          codec.decode({
+            topic: 'msh/2/json/LongFast/!00000005',
+            payload: new TextEncoder().encode(JSON.stringify(v)),
+          }),
+        )
       }),
       { numRuns: 1000 },
     )
@@ -276,7 +362,11 @@ describe('plausibility: random ciphertext on the default channel', () => {
         hopLimit: 3,
         payloadVariant: { case: 'encrypted', value: r.slice(16, 16 + len) },
       })
-      const envelope = create(Mqtt.ServiceEnvelopeSchema, { packet, channelId: 'LongFast', gatewayId: '!a0c0ffee' })
+      const envelope = create(Mqtt.ServiceEnvelopeSchema, {
+        packet,
+        channelId: 'LongFast',
+        gatewayId: '!a0c0ffee',
+      })
       const out = codec.decode({
         topic: 'msh/US/2/e/LongFast/!a0c0ffee',
         payload: toBinary(Mqtt.ServiceEnvelopeSchema, envelope),

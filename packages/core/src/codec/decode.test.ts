@@ -9,11 +9,25 @@ import { channelHash, expandPsk } from './keyring.js'
 
 const TOPIC = 'msh/US/2/e/LongFast/!a0c0ffee'
 const GW = '!a0c0ffee'
-const base = { from: 0x1f2e3d4c, id: 0x5a000001, gatewayId: GW, hopStart: 3, hopLimit: 3, rxSnr: 5, rxRssi: -90 }
-const text = (payload: string) => ({ ...base, portnum: PortNum.TEXT_MESSAGE_APP, payload, bitfield: 1 })
+const base = {
+  from: 0x1f2e3d4c,
+  id: 0x5a000001,
+  gatewayId: GW,
+  hopStart: 3,
+  hopLimit: 3,
+  rxSnr: 5,
+  rxRssi: -90,
+}
+const text = (payload: string) => ({
+  ...base,
+  portnum: PortNum.TEXT_MESSAGE_APP,
+  payload,
+  bitfield: 1,
+})
 
 function ok(r: DecodeResult): DecodedPacket {
-  if (!r.ok) throw new Error(`expected a packet, got ${r.error.error.code}: ${r.error.error.message}`)
+  if (!r.ok)
+    throw new Error(`expected a packet, got ${r.error.error.code}: ${r.error.error.message}`)
   return r.value
 }
 function failed(r: DecodeResult): DecodeFailure {
@@ -51,11 +65,18 @@ describe('createCodec', () => {
     const f = failed(codec.decode({ topic: 'msh/US/2/e/Secret/!a0c0ffee', payload: bytes }))
     expect(f.error.code).toBe('NO_MATCHING_KEY')
     expect(f.error.message).toMatch(/--key Secret=/)
-    expect(f.packet).toMatchObject({ from: base.from, id: base.id, channelId: 'Secret', encrypted: true })
+    expect(f.packet).toMatchObject({
+      from: base.from,
+      id: base.id,
+      channelId: 'Secret',
+      encrypted: true,
+    })
     expect(f.packet.ciphertext).toMatch(/^[A-Za-z0-9+/]+=*$/)
     // …and decodes once the key is known (AES-256 here).
     const withKey = createCodec({ keys: [secret] })
-    expect(ok(withKey.decode({ topic: 'msh/US/2/e/Secret/!a0c0ffee', payload: bytes })).app).toMatchObject({
+    expect(
+      ok(withKey.decode({ topic: 'msh/US/2/e/Secret/!a0c0ffee', payload: bytes })).app,
+    ).toMatchObject({
       text: 'psst',
     })
   })
@@ -69,9 +90,13 @@ describe('createCodec', () => {
 
   it('falls back to other keys when the hash matches none, unless told not to', () => {
     const bytes = encodeEnvelope({ ...text('odd hash'), channelField: 77 })
-    expect(ok(codec.decode({ topic: TOPIC, payload: bytes })).app).toMatchObject({ text: 'odd hash' })
+    expect(ok(codec.decode({ topic: TOPIC, payload: bytes })).app).toMatchObject({
+      text: 'odd hash',
+    })
     const strict = createCodec({ tryAllKeys: false })
-    expect(failed(strict.decode({ topic: TOPIC, payload: bytes })).error.code).toBe('NO_MATCHING_KEY')
+    expect(failed(strict.decode({ topic: TOPIC, payload: bytes })).error.code).toBe(
+      'NO_MATCHING_KEY',
+    )
   })
 
   it('reads plaintext Data inside `encrypted` on an unencrypted (ham) channel', () => {
@@ -89,7 +114,13 @@ describe('createCodec', () => {
   })
 
   it('reports PKI direct messages without trying channel keys', () => {
-    const bytes = encodeEnvelope({ ...text('dm'), to: 0x11111111, channelId: 'PKI', channelField: 0, pkiEncrypted: true })
+    const bytes = encodeEnvelope({
+      ...text('dm'),
+      to: 0x11111111,
+      channelId: 'PKI',
+      channelField: 0,
+      pkiEncrypted: true,
+    })
     const f = failed(codec.decode({ topic: 'msh/US/2/e/PKI/!a0c0ffee', payload: bytes }))
     expect(f.error.code).toBe('PKI_ENCRYPTED')
     expect(f.packet).toMatchObject({ channelId: 'PKI', toId: '!11111111', pkiEncrypted: true })
@@ -103,7 +134,12 @@ describe('createCodec', () => {
       gatewayId: GW,
       encrypt: false,
       portnum: PortNum.MAP_REPORT_APP,
-      payload: { longName: 'GW', latitudeI: 377749000, longitudeI: -1224194000, positionPrecision: 14 },
+      payload: {
+        longName: 'GW',
+        latitudeI: 377749000,
+        longitudeI: -1224194000,
+        positionPrecision: 14,
+      },
     })
     const p = ok(codec.decode({ topic: 'msh/US/2/map/', payload: bytes }))
     expect(p).toMatchObject({ kind: 'mapreport', id: 0, receptionClass: 'self' })
@@ -112,8 +148,12 @@ describe('createCodec', () => {
   })
 
   it('gives hopsAway only where the hop fields make it valid', () => {
-    const at = (h: object) => ok(codec.decode({ topic: TOPIC, payload: encodeEnvelope({ ...text('x'), ...h }) }))
-    expect(at({ hopStart: 5, hopLimit: 3 })).toMatchObject({ hopsAway: 2, receptionClass: 'relayed' })
+    const at = (h: object) =>
+      ok(codec.decode({ topic: TOPIC, payload: encodeEnvelope({ ...text('x'), ...h }) }))
+    expect(at({ hopStart: 5, hopLimit: 3 })).toMatchObject({
+      hopsAway: 2,
+      receptionClass: 'relayed',
+    })
     // hopStart 0: firmware < 2.3, unknown.
     expect(at({ hopStart: 0, hopLimit: 3, bitfield: undefined }).hopsAway).toBeUndefined()
     // hopLimit stripped to 0 by the broker: unknown, not "hopStart hops away".
@@ -125,7 +165,12 @@ describe('createCodec', () => {
   })
 
   it('marks reactions and replies', () => {
-    const p = ok(codec.decode({ topic: TOPIC, payload: encodeEnvelope({ ...text('👍'), replyId: 1234, emoji: 1 }) }))
+    const p = ok(
+      codec.decode({
+        topic: TOPIC,
+        payload: encodeEnvelope({ ...text('👍'), replyId: 1234, emoji: 1 }),
+      }),
+    )
     expect(p.app).toMatchObject({ type: 'text', isReaction: true, replyId: 1234 })
   })
 
@@ -162,7 +207,9 @@ describe('createCodec', () => {
 
   it('decodes bare MeshPackets and Data', () => {
     const mp = encodeMeshPacket(text('bare'))
-    expect(ok(codec.decode({ payload: mp, kind: 'meshpacket' })).app).toMatchObject({ text: 'bare' })
+    expect(ok(codec.decode({ payload: mp, kind: 'meshpacket' })).app).toMatchObject({
+      text: 'bare',
+    })
     const data = toBinary(
       Mesh.DataSchema,
       create(Mesh.DataSchema, { portnum: 1, payload: new TextEncoder().encode('data') }),
@@ -172,21 +219,36 @@ describe('createCodec', () => {
 
   it('fails with a typed error on bad topics, sizes and shapes', () => {
     const good = encodeEnvelope(text('x'))
-    expect(failed(codec.decode({ topic: 'msh/US/2/stat/!a', payload: good })).error.code).toBe('UNKNOWN_TOPIC')
+    expect(failed(codec.decode({ topic: 'msh/US/2/stat/!a', payload: good })).error.code).toBe(
+      'UNKNOWN_TOPIC',
+    )
     expect(failed(codec.decode({ topic: TOPIC, payload: new Uint8Array(20_000) })).error.code).toBe(
       'PAYLOAD_TOO_LARGE',
     )
     expect(failed(codec.decode({ topic: TOPIC, payload: good.subarray(0, 10) })).error.code).toBe(
       'MALFORMED_ENVELOPE',
     )
-    const noPacket = toBinary(Mqtt.ServiceEnvelopeSchema, create(Mqtt.ServiceEnvelopeSchema, { gatewayId: GW }))
-    expect(failed(codec.decode({ topic: TOPIC, payload: noPacket })).error.code).toBe('MALFORMED_ENVELOPE')
+    const noPacket = toBinary(
+      Mqtt.ServiceEnvelopeSchema,
+      create(Mqtt.ServiceEnvelopeSchema, { gatewayId: GW }),
+    )
+    expect(failed(codec.decode({ topic: TOPIC, payload: noPacket })).error.code).toBe(
+      'MALFORMED_ENVELOPE',
+    )
     const empty = toBinary(
       Mqtt.ServiceEnvelopeSchema,
-      create(Mqtt.ServiceEnvelopeSchema, { gatewayId: GW, packet: create(Mesh.MeshPacketSchema, { from: 1, id: 2 }) }),
+      create(Mqtt.ServiceEnvelopeSchema, {
+        gatewayId: GW,
+        packet: create(Mesh.MeshPacketSchema, { from: 1, id: 2 }),
+      }),
     )
     expect(failed(codec.decode({ topic: TOPIC, payload: empty })).error.code).toBe('EMPTY_PACKET')
-    const badPayload = encodeEnvelope({ ...base, encrypt: false, portnum: PortNum.POSITION_APP, payload: new Uint8Array([0xff]) })
+    const badPayload = encodeEnvelope({
+      ...base,
+      encrypt: false,
+      portnum: PortNum.POSITION_APP,
+      payload: new Uint8Array([0xff]),
+    })
     const f = failed(codec.decode({ topic: TOPIC, payload: badPayload }))
     expect(f.error.code).toBe('MALFORMED_PAYLOAD')
     expect(f.packet).toMatchObject({ portnum: 3, portnumName: 'POSITION_APP', from: base.from })
@@ -205,7 +267,12 @@ describe('createCodec', () => {
       snr: -18,
       rssi: -124,
     })
-    const p = ok(codec.decode({ topic: 'msh/EU/2/json/LongFast/!da656a30', payload: new TextEncoder().encode(json) }))
+    const p = ok(
+      codec.decode({
+        topic: 'msh/EU/2/json/LongFast/!da656a30',
+        payload: new TextEncoder().encode(json),
+      }),
+    )
     expect(p).toMatchObject({
       kind: 'json-uplink',
       from: 0xffffffff,
@@ -216,7 +283,10 @@ describe('createCodec', () => {
       portnumName: 'POSITION_APP',
       app: { type: 'position', latitude: 51.772, longitude: 0.0395 },
     })
-    const bad = codec.decode({ topic: 'msh/EU/2/json/LongFast/!da656a30', payload: new TextEncoder().encode('{') })
+    const bad = codec.decode({
+      topic: 'msh/EU/2/json/LongFast/!da656a30',
+      payload: new TextEncoder().encode('{'),
+    })
     expect(failed(bad).error.code).toBe('MALFORMED_JSON')
   })
 })

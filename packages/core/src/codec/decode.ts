@@ -18,7 +18,13 @@ import {
 } from '@meshtap/protocol'
 import { Mesh } from '@meshtastic/protobufs'
 import { type AesCtr, createAesCtr } from './aes-ctr.js'
-import { type RawData, type RawMeshPacket, readData, readEnvelope, readMeshPacket } from './envelope.js'
+import {
+  type RawData,
+  type RawMeshPacket,
+  readData,
+  readEnvelope,
+  readMeshPacket,
+} from './envelope.js'
 import { decodeJsonUplink } from './json-uplink.js'
 import {
   type ChannelKey,
@@ -129,13 +135,19 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     buf: Uint8Array,
     ch: ChannelKey | undefined,
   ): Opened | undefined {
-    const bytes = ch ? engine(ch).crypt(buf, p.payloadStart, p.payloadEnd, p.from, p.id) : buf.subarray(p.payloadStart, p.payloadEnd)
+    const bytes = ch
+      ? engine(ch).crypt(buf, p.payloadStart, p.payloadEnd, p.from, p.id)
+      : buf.subarray(p.payloadStart, p.payloadEnd)
     const data = readData(bytes, 0, bytes.length, true)
     if (!data || !isKnownPortnum(data.portnum)) return undefined
     const payloadLen = data.payloadEnd - data.payloadStart
     // An empty payload is only sent by requests (traceroute, position/node info requests), which
     // ask for a response; replies and ACKs always carry a payload.
-    if (payloadLen === 0 && !data.wantResponse && (data.bitfield < 0 || (data.bitfield & 2) === 0)) {
+    if (
+      payloadLen === 0 &&
+      !data.wantResponse &&
+      (data.bitfield < 0 || (data.bitfield & 2) === 0)
+    ) {
       return undefined
     }
     if (payloadLen > 233) return undefined
@@ -282,7 +294,13 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
         return fail('MALFORMED_DATA', 'the decoded Data message is not valid protobuf', h)
       }
       const dataBytes = buf.subarray(p.payloadStart, p.payloadEnd)
-      const app = buildAppPayload(data.portnum, dataBytes, data.payloadStart - p.payloadStart, data.payloadEnd - p.payloadStart, false)
+      const app = buildAppPayload(
+        data.portnum,
+        dataBytes,
+        data.payloadStart - p.payloadStart,
+        data.payloadEnd - p.payloadStart,
+        false,
+      )
       if (!app) return payloadFailure(h, data)
       return finish(h, rebase(data, p.payloadStart), dataBytes, app, undefined, undefined)
     }
@@ -354,11 +372,15 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
       case 'envelope':
       case 'mapreport': {
         const env = readEnvelope(payload)
-        if (!env || !env.packet) {
+        if (!env?.packet) {
           return fail(
             'MALFORMED_ENVELOPE',
             env ? 'the ServiceEnvelope has no packet' : 'not a valid ServiceEnvelope protobuf',
-            { kind, ...(topic !== undefined ? { topic } : {}), ...(parsed ? { root: parsed.root } : {}) },
+            {
+              kind,
+              ...(topic !== undefined ? { topic } : {}),
+              ...(parsed ? { root: parsed.root } : {}),
+            },
           )
         }
         return decodePacket(
@@ -381,7 +403,13 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
         if (!data) return fail('MALFORMED_DATA', 'not a valid Data protobuf', { kind })
         const p = blankPacket()
         const h = header(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
-        const app = buildAppPayload(data.portnum, payload, data.payloadStart, data.payloadEnd, false)
+        const app = buildAppPayload(
+          data.portnum,
+          payload,
+          data.payloadStart,
+          data.payloadEnd,
+          false,
+        )
         if (!app) return payloadFailure(h, data)
         return finish(h, data, payload, app, undefined, undefined)
       }
@@ -421,10 +449,7 @@ function blankPacket(): RawMeshPacket {
  * 1–7 (0 means "unknown" before firmware 2.5, unless `Data.bitfield` is present) and
  * `0 < hopLimit ≤ hopStart` — many brokers strip `hopLimit` to 0, so 0 is not trusted.
  */
-export function derive(
-  p: PartialPacket | DecodedPacket,
-  hasBitfield: boolean,
-): void {
+export function derive(p: PartialPacket | DecodedPacket, hasBitfield: boolean): void {
   const hopStart = p.hopStart ?? 0
   const hopLimit = p.hopLimit ?? 0
   let hopsAway: number | undefined
@@ -441,4 +466,3 @@ export function derive(
   else if (hopsAway !== undefined) cls = 'relayed'
   p.receptionClass = cls
 }
-

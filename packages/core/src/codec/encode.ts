@@ -143,7 +143,12 @@ const engines = new Map<string, ReturnType<typeof createAesCtr>>()
  * @example
  * const ciphertext = channelCrypt(createChannelKey({ name: 'LongFast', psk: 'AQ==' }), data, from, id)
  */
-export function channelCrypt(ch: ChannelKey, bytes: Uint8Array, from: number, id: number): Uint8Array {
+export function channelCrypt(
+  ch: ChannelKey,
+  bytes: Uint8Array,
+  from: number,
+  id: number,
+): Uint8Array {
   if (ch.key.length === 0) return bytes.slice()
   let e = engines.get(ch.keyId)
   if (!e) {
@@ -156,7 +161,15 @@ export function channelCrypt(ch: ChannelKey, bytes: Uint8Array, from: number, id
 function meshPacket(input: EncodePacketInput) {
   const { from, id, portnum, payload, channel, encrypt = true, channelField, to, ...rest } = input
   const fields: DataFields = {}
-  for (const k of ['wantResponse', 'dest', 'source', 'requestId', 'replyId', 'emoji', 'bitfield'] as const) {
+  for (const k of [
+    'wantResponse',
+    'dest',
+    'source',
+    'requestId',
+    'replyId',
+    'emoji',
+    'bitfield',
+  ] as const) {
     if (rest[k] !== undefined) (fields as Record<string, unknown>)[k] = rest[k]
   }
   const ch = channelKey(channel)

@@ -1,5 +1,13 @@
 export type { Codec, CodecOptions, DecodeResult, MeshtasticCodec } from './decode.js'
 export { createCodec } from './decode.js'
+export type { DataFields, EncodeEnvelopeInput, EncodePacketInput } from './encode.js'
+export {
+  channelCrypt,
+  encodeAppPayload,
+  encodeData,
+  encodeEnvelope,
+  encodeMeshPacket,
+} from './encode.js'
 export type { ChannelKey, ChannelKeyInput, KeyRing } from './keyring.js'
 export {
   channelHash,
@@ -15,11 +23,3 @@ export {
 export { protobufJsonToBytes } from './protobuf-json.js'
 export type { ParsedTopic } from './topic.js'
 export { parseTopic } from './topic.js'
-export type { DataFields, EncodeEnvelopeInput, EncodePacketInput } from './encode.js'
-export {
-  channelCrypt,
-  encodeAppPayload,
-  encodeData,
-  encodeEnvelope,
-  encodeMeshPacket,
-} from './encode.js'

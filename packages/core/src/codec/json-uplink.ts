@@ -6,8 +6,8 @@ import {
   type MetricsMessage,
   nodeIdFromNum,
   nodeNumFromId,
-  ok,
   type OpenMessage,
+  ok,
   type PartialPacket,
   PortNum,
   portnumName,
@@ -38,7 +38,12 @@ const TYPE_PORT: Record<string, number> = {
   mapreport: PortNum.MAP_REPORT_APP,
 }
 
-const DEVICE_KEYS = new Set(['battery_level', 'channel_utilization', 'air_util_tx', 'uptime_seconds'])
+const DEVICE_KEYS = new Set([
+  'battery_level',
+  'channel_utilization',
+  'air_util_tx',
+  'uptime_seconds',
+])
 const AIR_KEYS = new Set(['pm10', 'pm25', 'pm100', 'co2', 'pm10_standard', 'pm25_standard'])
 const POWER_KEYS = /^(voltage|current)_ch\d$/
 

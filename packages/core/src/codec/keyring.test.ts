@@ -20,7 +20,9 @@ describe('expandPsk (firmware Channels::getKey)', () => {
     expect(expandPsk(b(2))[15]).toBe(0x02)
     expect(expandPsk(b(10))[15]).toBe(0x0a)
     expect(expandPsk(b(255))[15]).toBe((0x01 + 254) & 0xff)
-    expect(bytesToHex(expandPsk(b(2)).subarray(0, 15))).toBe(bytesToHex(DEFAULT_KEY.subarray(0, 15)))
+    expect(bytesToHex(expandPsk(b(2)).subarray(0, 15))).toBe(
+      bytesToHex(DEFAULT_KEY.subarray(0, 15)),
+    )
   })
   it('treats an empty key and the single byte 0 as no encryption', () => {
     expect(expandPsk(b()).length).toBe(0)

@@ -158,9 +158,9 @@ export function createKeyRing(inputs: readonly ChannelKeyInput[] = []): KeyRing 
       plaintextHashes.add(ch.hash)
       continue
     }
-    let list = hashes.get(ch.hash)
-    if (!list) hashes.set(ch.hash, (list = []))
-    list.push(ch)
+    const list = hashes.get(ch.hash)
+    if (list) list.push(ch)
+    else hashes.set(ch.hash, [ch])
     if (!seenKeys.has(ch.keyId)) {
       seenKeys.add(ch.keyId)
       keys.push(ch)

@@ -177,16 +177,10 @@ const HANDLERS = new Map<number, PortHandler>([
     handler(PaxCount.PaxcountSchema, (json) => ({ type: 'paxcounter', paxcount: json })),
   ],
   [PortNum.ADMIN_APP, handler(Admin.AdminMessageSchema, opaque)],
-  [
-    PortNum.REMOTE_HARDWARE_APP,
-    handler(RemoteHardware.HardwareMessageSchema, opaque),
-  ],
+  [PortNum.REMOTE_HARDWARE_APP, handler(RemoteHardware.HardwareMessageSchema, opaque)],
   [PortNum.KEY_VERIFICATION_APP, handler(Mesh.KeyVerificationSchema, opaque)],
   [PortNum.NODE_STATUS_APP, handler(Mesh.StatusMessageSchema, opaque)],
-  [
-    PortNum.STORE_FORWARD_PLUSPLUS_APP,
-    handler(Mesh.StoreForwardPlusPlusSchema, opaque),
-  ],
+  [PortNum.STORE_FORWARD_PLUSPLUS_APP, handler(Mesh.StoreForwardPlusPlusSchema, opaque)],
 ])
 
 /** The outcome of decoding an app payload: the typed payload, or `undefined` when malformed. @internal */

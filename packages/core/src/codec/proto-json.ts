@@ -17,10 +17,15 @@ type Json = Record<string, unknown>
 
 /**
  * Reads one field record into `o`. The tag has already been consumed; `wt` is its wire type.
- * Returns 1 when it left an `undefined` hole in `o` (a cleared implicit field or oneof sibling),
- * which the message decoder then compacts away, else 0.
+ * `first` is true when `o` certainly has no value for the field yet (saves a property lookup).
+ * Returns {@link HOLE} when it left an `undefined` hole in `o` (an implicit field reset to its
+ * zero value), which the message decoder then compacts away, {@link ONEOF_SET} after setting a
+ * oneof member, else 0.
  */
-type FieldReader = (o: Json, wt: number, end: number, depth: number) => number
+type FieldReader = (o: Json, wt: number, end: number, depth: number, first: boolean) => number
+
+const HOLE = 1
+const ONEOF_SET = 2
 
 /** Compiled decoding plan of one message type. */
 interface Plan {
@@ -30,6 +35,10 @@ interface Plan {
   sparse: Map<number, FieldReader> | undefined
   /** JSON keys in field-number order, the order `toJson` writes them in. */
   keys: string[]
+  /** Per field number: a bit identifying the member's oneof, or 0 (no bit available). */
+  oneofBit: number[]
+  /** Per oneof member field number: the JSON keys of the other members. */
+  siblings: Map<number, string[]>
 }
 
 /** Maximum message nesting depth; deeper input is rejected as malformed. */
@@ -256,13 +265,63 @@ function readString(len: number, strict: boolean): string {
   const e = s + len
   pos = e
   if (len > SHORT_STRING) return decodeUtf8(s, e, strict)
-  const a = new Array<number>(len)
-  for (let i = 0; i < len; i++) {
-    const c = buf[s + i]!
-    if (c > 0x7f) return decodeUtf8(s, e, strict)
-    a[i] = c
+  // UTF-16 code units; never more than there are bytes.
+  const units = new Array<number>(len)
+  let j = 0
+  let i = s
+  while (i < e) {
+    const b = buf[i]!
+    if (b < 0x80) {
+      units[j++] = b
+      i++
+      continue
+    }
+    // Multi-byte sequence, validated per the Unicode table of well-formed byte sequences;
+    // anything else is left to the TextDecoder (which throws, or substitutes U+FFFD).
+    if (b >= 0xc2 && b <= 0xdf) {
+      const b1 = buf[i + 1]!
+      if (i + 1 >= e || (b1 & 0xc0) !== 0x80) return decodeUtf8(s, e, strict)
+      units[j++] = ((b & 0x1f) << 6) | (b1 & 0x3f)
+      i += 2
+    } else if (b >= 0xe0 && b <= 0xef) {
+      const b1 = buf[i + 1]!
+      const b2 = buf[i + 2]!
+      if (
+        i + 2 >= e ||
+        (b1 & 0xc0) !== 0x80 ||
+        (b2 & 0xc0) !== 0x80 ||
+        (b === 0xe0 && b1 < 0xa0) ||
+        (b === 0xed && b1 > 0x9f)
+      ) {
+        return decodeUtf8(s, e, strict)
+      }
+      units[j++] = ((b & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f)
+      i += 3
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      const b1 = buf[i + 1]!
+      const b2 = buf[i + 2]!
+      const b3 = buf[i + 3]!
+      if (
+        i + 3 >= e ||
+        (b1 & 0xc0) !== 0x80 ||
+        (b2 & 0xc0) !== 0x80 ||
+        (b3 & 0xc0) !== 0x80 ||
+        (b === 0xf0 && b1 < 0x90) ||
+        (b === 0xf4 && b1 > 0x8f)
+      ) {
+        return decodeUtf8(s, e, strict)
+      }
+      const cp =
+        (((b & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f)) - 0x10000
+      units[j++] = 0xd800 + (cp >> 10)
+      units[j++] = 0xdc00 + (cp & 0x3ff)
+      i += 4
+    } else {
+      return decodeUtf8(s, e, strict)
+    }
   }
-  return String.fromCharCode.apply(null, a)
+  if (j < len) units.length = j
+  return String.fromCharCode.apply(null, units)
 }
 
 /** Decodes with a shared TextDecoder; the fatal one throws on invalid UTF-8 (caught at the top). */
@@ -286,7 +345,7 @@ for (let i = 0; i < 4096; i++) {
 let b64Scratch = new Uint16Array(256)
 
 /** Inputs up to this many bytes are base64-encoded by string concatenation. */
-const SHORT_BASE64 = 100000
+const SHORT_BASE64 = 120
 
 /** Reads `len` bytes (already bounds-checked) as standard, padded base64. */
 function readBase64(len: number): string {
@@ -447,11 +506,15 @@ function compact(o: Json, keys: string[]): Json {
  */
 function decodeMessage(plan: Plan, existing: Json | undefined, end: number, depth: number): Json {
   if (depth > MAX_DEPTH) throw MALFORMED
+  const fresh = existing === undefined
   const o: Json = existing ?? {}
   const { dense, sparse } = plan
   // Set when keys may be out of field-number order or `o` has holes.
-  let dirty = existing === undefined ? 0 : 1
+  let dirty = fresh ? 0 : 1
+  // Highest field number seen so far.
   let last = 0
+  // Oneofs (by bit) that already have a member set in `o`.
+  let oneofs = fresh ? 0 : -1
   while (pos < end) {
     const tag = readTag()
     const no = tag >>> 3
@@ -460,9 +523,23 @@ function decodeMessage(plan: Plan, existing: Json | undefined, end: number, dept
       skipField(tag & 7)
       continue
     }
-    if (no < last) dirty = 1
-    else last = no
-    dirty |= read(o, tag & 7, end, depth)
+    let first = false
+    if (no > last) {
+      // Fields in ascending order into a new object: this is the field's first occurrence.
+      first = fresh
+      last = no
+    } else if (no < last) {
+      dirty = 1
+    }
+    const r = read(o, tag & 7, end, depth, first)
+    if (r === HOLE) {
+      dirty = 1
+    } else if (r === ONEOF_SET) {
+      // Setting a oneof member clears the others, if the oneof may have one set.
+      const bit = no < DENSE_LIMIT ? plan.oneofBit[no]! : 0
+      if ((oneofs & bit) !== 0 || bit === 0) dirty |= clearSiblings(o, plan.siblings.get(no)!)
+      oneofs |= bit
+    }
   }
   if (pos !== end) throw MALFORMED
   return dirty === 0 ? o : compact(o, plan.keys)
@@ -494,7 +571,7 @@ function skipField(wt: number): void {
 
 /** Clears the other members of a oneof after one was set; returns 1 if any was present. */
 function clearSiblings(o: Json, siblings: string[]): number {
-  let d = 0
+  let d = 0 as number
   for (let i = 0; i < siblings.length; i++) {
     const k = siblings[i]!
     if (o[k] !== undefined) {
@@ -506,10 +583,10 @@ function clearSiblings(o: Json, siblings: string[]): number {
 }
 
 /** An implicit-presence field was set to its zero value: drop a previous value, if any. */
-function clearKey(o: Json, key: string): number {
-  if (o[key] === undefined) return 0
+function clearKey(o: Json, key: string, first: boolean): number {
+  if (first || o[key] === undefined) return 0
   o[key] = undefined
-  return 1
+  return HOLE
 }
 
 /** Enum number -> JSON (value name, or the number itself when the value is unknown). */
@@ -549,14 +626,31 @@ function planFor(desc: DescMessage): Plan {
   let plan = plans.get(desc)
   if (plan !== undefined) return plan
   const fields = desc.fields.concat().sort((a, b) => a.number - b.number)
-  plan = { dense: [], sparse: undefined, keys: fields.map((f) => f.jsonName) }
+  plan = {
+    dense: [],
+    sparse: undefined,
+    keys: fields.map((f) => f.jsonName),
+    oneofBit: [],
+    siblings: new Map(),
+  }
   // Registered before compiling the fields, so recursive types resolve to this plan.
   plans.set(desc, plan)
   for (const field of fields) {
     const reader = compileField(field)
+    const { oneof } = field
+    if (oneof !== undefined) {
+      const others = oneof.fields.filter((f) => f !== field).map((f) => f.jsonName)
+      plan.siblings.set(field.number, others)
+    }
     if (field.number < DENSE_LIMIT) {
-      while (plan.dense.length <= field.number) plan.dense.push(undefined)
+      while (plan.dense.length <= field.number) {
+        plan.dense.push(undefined)
+        plan.oneofBit.push(0)
+      }
       plan.dense[field.number] = reader
+      const index = oneof === undefined ? -1 : desc.oneofs.indexOf(oneof)
+      // 31 oneofs get a bit each; members of further ones always clear their siblings.
+      plan.oneofBit[field.number] = index >= 0 && index < 31 ? 1 << index : 0
     } else {
       plan.sparse ??= new Map()
       plan.sparse.set(field.number, reader)
@@ -585,25 +679,26 @@ function compileSingular(
 ): FieldReader {
   const key = field.jsonName
   const implicit = field.presence === IMPLICIT
-  const siblings = field.oneof?.fields.filter((f) => f !== field).map((f) => f.jsonName)
+  const oneof = field.oneof === undefined ? 0 : ONEOF_SET
 
   if (field.fieldKind === 'message') {
     const plan = planFor(field.message)
-    return (o, wt, end, depth) => {
+    return (o, wt, end, depth, first) => {
       if (wt !== 2) throw MALFORMED
       const len = readLength(end)
-      o[key] = decodeMessage(plan, o[key] as Json | undefined, pos + len, depth + 1)
-      return siblings === undefined ? 0 : clearSiblings(o, siblings)
+      const prev = first ? undefined : (o[key] as Json | undefined)
+      o[key] = decodeMessage(plan, prev, pos + len, depth + 1)
+      return oneof
     }
   }
 
   if (field.fieldKind === 'enum') {
     const names = enumNames(field.enum)
     const zero = field.enum.values[0]?.number ?? 0
-    return (o, wt) => {
+    return (o, wt, _end, _depth, first) => {
       if (wt !== 0) throw MALFORMED
       const v = readVarint32() | 0
-      if (implicit && v === zero) return clearKey(o, key)
+      if (implicit && v === zero) return clearKey(o, key, first)
       const name = enumName(names, v)
       if (name === undefined) {
         // Closed enums keep unknown values as unknown fields; the field is left untouched.
@@ -612,7 +707,7 @@ function compileSingular(
       } else {
         o[key] = name
       }
-      return siblings === undefined ? 0 : clearSiblings(o, siblings)
+      return oneof
     }
   }
 
@@ -622,78 +717,78 @@ function compileSingular(
     case T_UINT32:
     case T_SINT32: {
       const mode = t === T_INT32 ? 0 : t === T_UINT32 ? 1 : 2
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 0) throw MALFORMED
         let v = readVarint32()
         if (mode === 0) v |= 0
         else if (mode === 2) v = (v >>> 1) ^ -(v & 1)
-        if (implicit && v === 0) return clearKey(o, key)
+        if (implicit && v === 0) return clearKey(o, key, first)
         o[key] = v
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     }
     case T_FIXED32:
     case T_SFIXED32: {
       const signed = t === T_SFIXED32
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 5) throw MALFORMED
         let v = readFixed32()
         if (signed) v |= 0
-        if (implicit && v === 0) return clearKey(o, key)
+        if (implicit && v === 0) return clearKey(o, key, first)
         o[key] = v
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     }
     case T_INT64:
     case T_UINT64:
     case T_SINT64: {
       const mode = t === T_INT64 ? 0 : t === T_UINT64 ? 1 : 2
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 0) throw MALFORMED
         readVarint64()
         let l = lo
         let h = hi
-        if (implicit && (l | h) === 0) return clearKey(o, key)
+        if (implicit && (l | h) === 0) return clearKey(o, key, first)
         if (mode === 2) {
           const s = -(l & 1)
           l = ((l >>> 1) | (h << 31)) ^ s
           h = (h >>> 1) ^ s
         }
         o[key] = mode === 1 ? formatU64(l, h) : formatI64(l, h)
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     }
     case T_FIXED64:
     case T_SFIXED64: {
       const signed = t === T_SFIXED64
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 1) throw MALFORMED
         const l = readFixed32()
         const h = readFixed32()
-        if (implicit && (l | h) === 0) return clearKey(o, key)
+        if (implicit && (l | h) === 0) return clearKey(o, key, first)
         o[key] = signed ? formatI64(l, h) : formatU64(l, h)
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     }
     case T_FLOAT:
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 5) throw MALFORMED
         const v = readFloat()
         // -0 is not the zero value for toJson (it compares with Object.is).
-        if (implicit && v === 0 && 1 / v > 0) return clearKey(o, key)
+        if (implicit && v === 0 && 1 / v > 0) return clearKey(o, key, first)
         o[key] = floatJson(v)
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     case T_DOUBLE:
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 1) throw MALFORMED
         const v = readDouble()
-        if (implicit && v === 0 && 1 / v > 0) return clearKey(o, key)
+        if (implicit && v === 0 && 1 / v > 0) return clearKey(o, key, first)
         o[key] = floatJson(v)
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     case T_BOOL:
-      return (o, wt) => {
+      return (o, wt, _end, _depth, first) => {
         if (wt !== 0) throw MALFORMED
         let v: boolean
         const b = buf[pos]!
@@ -704,27 +799,27 @@ function compileSingular(
           readVarint64()
           v = (lo | hi) !== 0
         }
-        if (implicit && !v) return clearKey(o, key)
+        if (implicit && !v) return clearKey(o, key, first)
         o[key] = v
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     case T_STRING: {
       const strict = field.utf8Validation
-      return (o, wt, end) => {
+      return (o, wt, end, _depth, first) => {
         if (wt !== 2) throw MALFORMED
         const len = readLength(end)
-        if (implicit && len === 0) return clearKey(o, key)
+        if (implicit && len === 0) return clearKey(o, key, first)
         o[key] = readString(len, strict)
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
     }
     default:
-      return (o, wt, end) => {
+      return (o, wt, end, _depth, first) => {
         if (wt !== 2) throw MALFORMED
         const len = readLength(end)
-        if (implicit && len === 0) return clearKey(o, key)
+        if (implicit && len === 0) return clearKey(o, key, first)
         o[key] = readBase64(len)
-        return siblings === undefined ? 0 : clearSiblings(o, siblings)
+        return oneof
       }
   }
 }
@@ -733,11 +828,11 @@ function compileList(field: DescField & { fieldKind: 'list' }): FieldReader {
   const key = field.jsonName
   if (field.listKind === 'message') {
     const plan = planFor(field.message)
-    return (o, wt, end, depth) => {
+    return (o, wt, end, depth, first) => {
       if (wt !== 2) throw MALFORMED
       const len = readLength(end)
       const item = decodeMessage(plan, undefined, pos + len, depth + 1)
-      const a = o[key] as unknown[] | undefined
+      const a = first ? undefined : (o[key] as unknown[] | undefined)
       if (a === undefined) o[key] = [item]
       else a.push(item)
       return 0
@@ -771,8 +866,8 @@ function compileList(field: DescField & { fieldKind: 'list' }): FieldReader {
   const strict = field.utf8Validation
   const itemWt = wireTypeOf(t)
   const packable = itemWt !== 2
-  return (o, wt, end) => {
-    let a = o[key] as unknown[] | undefined
+  return (o, wt, end, _depth, first) => {
+    let a = first ? undefined : (o[key] as unknown[] | undefined)
     if (wt === 2 && packable) {
       const len = readLength(end)
       const pend = pos + len

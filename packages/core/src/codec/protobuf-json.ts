@@ -9,7 +9,15 @@ const SCHEMAS: Record<Exclude<PacketKind, 'json-uplink'>, DescMessage> = {
   data: Mesh.DataSchema,
 }
 
-const UINT32_FIELDS = new Set(['from', 'to', 'id', 'requestId', 'request_id', 'replyId', 'reply_id'])
+const UINT32_FIELDS = new Set([
+  'from',
+  'to',
+  'id',
+  'requestId',
+  'request_id',
+  'replyId',
+  'reply_id',
+])
 
 /** Signed ids from old firmware and third-party tools (`"to": -1`) become uint32. */
 function normaliseIds(value: unknown): unknown {

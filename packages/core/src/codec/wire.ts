@@ -53,8 +53,10 @@ export function readFixed32(r: WireReader): number {
   }
   const b = r.buf
   r.pos = pos + 4
-  return ((b[pos] as number) | ((b[pos + 1] as number) << 8) | ((b[pos + 2] as number) << 16)) +
+  return (
+    ((b[pos] as number) | ((b[pos + 1] as number) << 8) | ((b[pos + 2] as number) << 16)) +
     (b[pos + 3] as number) * 0x1000000
+  )
 }
 
 const F32 = new Float32Array(1)
