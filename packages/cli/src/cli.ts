@@ -24,7 +24,9 @@ Commands:
                     "meshpacket"|"json-uplink"|"data"}
            Output: {"ok":true,"packet":{…}} or {"ok":false,"error":{"code","message"},"packet":{…}}
            Options: --key NAME=PSK   a channel key, PSK in base64 (repeatable; LongFast=AQ== is built in)
-                    --pretty         indent the output for reading
+                    --format F       json (default: the NDJSON contract), pretty (indented)
+                                     or text (one readable line per packet)
+                    --pretty         same as --format pretty
 
 Run "meshtap <command> --help" for a command's options.`
 
@@ -42,6 +44,15 @@ function parseKeys(specs: string[] | undefined): ChannelKeyInput[] {
   return keys
 }
 
+function decodeFormat(
+  format: string | undefined,
+  pretty: boolean | undefined,
+): 'json' | 'pretty' | 'text' {
+  if (format === undefined) return pretty ? 'pretty' : 'json'
+  if (format === 'json' || format === 'pretty' || format === 'text') return format
+  throw new UsageError(`--format must be json, pretty or text, not "${format}"`)
+}
+
 /**
  * Runs the CLI with `argv` (without the node and script paths). Resolves to the exit code:
  * 0 when the command ran (decode failures are data, not errors), 2 on bad usage, 1 on other errors.
@@ -56,6 +67,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           options: {
             key: { type: 'string', multiple: true },
             pretty: { type: 'boolean' },
+            format: { type: 'string' },
             help: { type: 'boolean', short: 'h' },
           },
           strict: true,
@@ -67,7 +79,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         }
         await runDecode({
           keys: parseKeys(values.key),
-          pretty: values.pretty ?? false,
+          format: decodeFormat(values.format, values.pretty),
           input: io.stdin,
           output: io.stdout,
         })

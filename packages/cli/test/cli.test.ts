@@ -84,6 +84,19 @@ describe('meshtap decode (the process)', () => {
     })
   })
 
+  it('prints one readable line per packet with --format text', async () => {
+    const input = [
+      JSON.stringify({ payload: env(7), topic: 'msh/US/2/e/LongFast/!00000001' }),
+      JSON.stringify({ payload: env(8, secret), topic: 'msh/US/2/e/Private/!00000001' }),
+    ].join('\n')
+    const { code, stdout } = await run(['decode', '--format', 'text'], `${input}\n`)
+    expect(code).toBe(0)
+    const lines = stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toMatch(/^✓ !1234abcd → all {2}TEXT_MESSAGE_APP {2}text "message 7"/)
+    expect(lines[1]).toMatch(/^✗ !1234abcd NO_MATCHING_KEY/)
+  })
+
   it('exits 2 with a clear message on bad usage', async () => {
     const bad = await run(['decode', '--key', 'nokey'])
     expect(bad.code).toBe(2)

@@ -8,6 +8,7 @@ import {
   protobufJsonToBytes,
 } from '@meshtap/core'
 import { base64ToBytes, hexToBytes, type PacketKind } from '@meshtap/protocol'
+import { describeResult } from '../describe.js'
 import { type DecodeLine, toDecodeLine } from '../format.js'
 
 const KINDS = new Set<PacketKind>(['envelope', 'mapreport', 'meshpacket', 'json-uplink', 'data'])
@@ -16,8 +17,8 @@ const ENCODINGS = new Set(['base64', 'hex', 'json'])
 /** Options of the `decode` command. */
 export interface DecodeCommandOptions {
   keys: ChannelKeyInput[]
-  /** Indent the output (a human-readable view; not NDJSON). */
-  pretty?: boolean
+  /** `json` (default): the NDJSON contract; `pretty`: the same, indented; `text`: one readable line per packet. */
+  format?: 'json' | 'pretty' | 'text'
   input: Readable
   output: Writable
 }
@@ -36,6 +37,14 @@ export function decodeLine(
   line: string,
   decode: (m: { topic?: string; payload: Uint8Array; kind?: PacketKind }) => DecodeResult,
 ): DecodeLine {
+  return parseAndDecode(line, decode, toDecodeLine)
+}
+
+function parseAndDecode<T>(
+  line: string,
+  decode: (m: { topic?: string; payload: Uint8Array; kind?: PacketKind }) => DecodeResult,
+  format: (r: DecodeResult) => T,
+): T | DecodeLine {
   let input: unknown
   try {
     input = JSON.parse(line)
@@ -73,7 +82,7 @@ export function decodeLine(
     bytes = encoding === 'hex' ? hexToBytes(payload) : base64ToBytes(payload)
     if (!bytes) return invalid(`"payload" is not valid ${encoding}`)
   }
-  return toDecodeLine(
+  return format(
     decode({
       ...(t !== undefined ? { topic: t } : {}),
       payload: bytes,
@@ -97,9 +106,16 @@ export async function runDecode(options: DecodeCommandOptions): Promise<{ lines:
       await new Promise<void>((resolve) => options.output.once('drain', resolve))
     }
   }
+  const format = options.format ?? 'json'
   for await (const line of rl) {
-    const out = decodeLine(line, decode)
-    buffer += options.pretty ? `${JSON.stringify(out, null, 2)}\n` : `${JSON.stringify(out)}\n`
+    if (format === 'text') {
+      const out = parseAndDecode(line, decode, describeResult)
+      buffer += `${typeof out === 'string' ? out : `✗ ${out.ok ? '' : out.error.message}`}\n`
+    } else {
+      const out = decodeLine(line, decode)
+      buffer +=
+        format === 'pretty' ? `${JSON.stringify(out, null, 2)}\n` : `${JSON.stringify(out)}\n`
+    }
     lines++
     if (buffer.length > 65_536) await flush()
   }
