@@ -1,4 +1,6 @@
 export { base64ToBytes, bytesToBase64, bytesToHex, hexToBytes } from './base64.js'
+export type { CaptureRecord } from './capture.js'
+export { parseCaptureLine, toCaptureLine } from './capture.js'
 export type { DecodeError, DecodeErrorCode } from './decode-error.js'
 export { DECODE_ERROR_CODES } from './decode-error.js'
 export { BROADCAST_NUM, isBroadcast, nodeIdFromNum, nodeNumFromId, toUint32 } from './node-id.js'
@@ -50,3 +52,13 @@ export { isPlausibleFix, precisionRadiusM } from './precision.js'
 export type { RawMessage } from './raw-message.js'
 export type { Err, Ok, Result } from './result.js'
 export { err, ok } from './result.js'
+export type { Ack, MessageHandler, Source, SourceState, SourceStatus } from './source.js'
+export type {
+  PacketKey,
+  Reception,
+  Store,
+  StoreCounts,
+  StoredPacket,
+  UndecodedPacket,
+  WriteBatch,
+} from './store.js'

@@ -13,4 +13,6 @@ export interface RawMessage {
   kind?: PacketKind
   /** When meshtap received it, Unix milliseconds. */
   receivedAt?: number
+  /** The name of the source (broker) it came from. */
+  source?: string
 }

@@ -1,0 +1,51 @@
+import type { RawMessage } from './raw-message.js'
+
+/**
+ * Acknowledges a message to its source. The pipeline calls it once the message's effects are
+ * committed to the store (or the message was definitively discarded: a duplicate, a counted
+ * failure, a counted drop). Sources that need no acknowledgement ignore it. Calling it twice is harmless.
+ */
+export type Ack = () => void
+
+/** Called by a source for each message, in the order it received them. */
+export type MessageHandler = (message: RawMessage, ack: Ack) => void
+
+/** A source's connection state. */
+export type SourceState =
+  | 'idle'
+  | 'connecting'
+  | 'connected'
+  | 'reconnecting'
+  | 'offline'
+  | 'closed'
+
+/** A change of a source's connection state. */
+export interface SourceStatus {
+  /** The source's name. */
+  source: string
+  state: SourceState
+  /** The broker URL or capture file it concerns, when the source has several. */
+  endpoint?: string
+  /** Why it is not connected, when known. */
+  error?: string
+  /** Unix milliseconds. */
+  at: number
+}
+
+/**
+ * Where raw messages come from: an MQTT broker, a capture file, a simulator.
+ *
+ * Contract: `start` resolves once the source is delivering (or trying to: a broker that is down does
+ * not make `start` fail; the source reconnects and reports `status`). Messages go to `onMessage` in
+ * arrival order; each carries an {@link Ack}. `stop` stops delivery, releases connections and resolves
+ * when no more messages will be delivered. A source is started at most once.
+ */
+export interface Source {
+  readonly name: string
+  start(onMessage: MessageHandler): Promise<void>
+  stop(): Promise<void>
+  /** Subscribes to connection-state changes; returns an unsubscribe function. */
+  onStatus?(listener: (status: SourceStatus) => void): () => void
+  /** The current state. */
+  status?(): SourceStatus
+}

@@ -1,0 +1,100 @@
+import type { AppPayload, DecodedPacket, DecodeFailure, ReceptionClass } from './packet.js'
+
+/**
+ * The identity of a logical packet: `"<from>:<id>"`, or for map reports (id 0)
+ * `"<from>:0:<bucket>"` with the reception time bucket. Every gateway's copy of a packet has the same key.
+ */
+export type PacketKey = string
+
+/** One gateway's copy of a packet: who heard it, when and how well. */
+export interface Reception {
+  /** The logical packet this copy belongs to. */
+  packetKey: PacketKey
+  /** The gateway that published it (`!xxxxxxxx`), when known. */
+  gatewayId?: string
+  /** MQTT topic it arrived on. */
+  topic?: string
+  /** The source (broker) it came from. */
+  source?: string
+  /** Channel name from the envelope. */
+  channelId?: string
+  /** Gateway clock at reception, Unix seconds (0 = unknown). */
+  rxTime: number
+  /** When meshtap received it, Unix milliseconds. */
+  receivedAt: number
+  rxSnr: number
+  rxRssi: number
+  hopLimit: number
+  hopStart: number
+  /** Last byte of the relaying node, when set. */
+  relayNode?: number
+  hopsAway?: number
+  receptionClass: ReceptionClass
+  /**
+   * This copy's own decoded payload, where copies differ in content (traceroutes: each gateway
+   * rewrites and re-encrypts them). Absent when it equals the logical packet's.
+   */
+  app?: AppPayload
+}
+
+/** A logical packet as stored: the first decoded copy, keyed. */
+export interface StoredPacket {
+  key: PacketKey
+  /** The first copy, fully decoded. */
+  packet: DecodedPacket
+  /** When meshtap received the first copy, Unix milliseconds. */
+  receivedAt: number
+}
+
+/**
+ * A packet meshtap could not decode but keeps (no key yet, PKI), with its ciphertext, so it can be
+ * decrypted later when the key is added.
+ */
+export interface UndecodedPacket {
+  key: PacketKey
+  failure: DecodeFailure
+  receivedAt: number
+}
+
+/** What one store transaction writes. Packets come before the receptions that refer to them. */
+export interface WriteBatch {
+  packets: readonly StoredPacket[]
+  /** Every copy, including each packet's first. A reception may refer to a packet of an earlier batch. */
+  receptions: readonly Reception[]
+  undecoded: readonly UndecodedPacket[]
+}
+
+/** Counts of what a store holds. */
+export interface StoreCounts {
+  packets: number
+  receptions: number
+  undecoded: number
+}
+
+/**
+ * Where packets go. Implementations: `createMemoryStore` (core), `@meshtap/sqlite-store`,
+ * `@meshtap/pg-store`.
+ *
+ * Contract (checked by `describeStoreConformance` in `@meshtap/core/testing`):
+ * - `writeBatch` writes the whole batch in one transaction, or nothing (it rejects).
+ * - It is idempotent: writing a batch again changes nothing (packets are unique per key, receptions
+ *   per packet key and gateway, undecoded packets per key and gateway).
+ * - A reception is attached to its packet even when the packet was written in an earlier batch, and
+ *   kept (not lost) when its packet is not stored.
+ * - Batches are written in call order; the caller awaits one before starting the next.
+ * - After `close` resolves, writes reject; `close` twice is harmless. The store closes what it
+ *   opened, never a client it was given.
+ */
+export interface Store {
+  readonly name: string
+  /** Prepares the store (migrations, statements). Called once before the first write. */
+  init?(): Promise<void>
+  writeBatch(batch: WriteBatch): Promise<void>
+  /** Reads one packet by key. */
+  getPacket(key: PacketKey): Promise<StoredPacket | undefined>
+  /** The receptions of one packet, in arrival order. */
+  getReceptions(key: PacketKey): Promise<Reception[]>
+  /** How many packets, receptions and undecoded packets the store holds. */
+  counts(): Promise<StoreCounts>
+  close?(): Promise<void>
+}
