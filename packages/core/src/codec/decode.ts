@@ -67,10 +67,38 @@ export interface Codec {
   decode(message: RawMessage): DecodeResult
 }
 
+/**
+ * A message whose envelope and header have been read but whose payload is not decrypted yet, so a
+ * pipeline can recognise a duplicate before spending work on it. `result` is set when there is
+ * nothing left to do (a failure, a JSON uplink, a bare `Data`).
+ */
+export interface PacketView {
+  /** The envelope and header (with `hopsAway`/`receptionClass` from the header alone). */
+  readonly header?: PartialPacket
+  /** The final result, when it needs no further step. */
+  readonly result?: DecodeResult
+}
+
+interface ViewInternals {
+  p: RawMeshPacket
+  buf: Uint8Array
+  channelId: string
+}
+
+const INTERNALS = Symbol('meshtap.view')
+
+function done(result: DecodeResult): PacketView {
+  return result.ok ? { header: result.value, result } : { header: result.error.packet, result }
+}
+
 /** The Meshtastic codec, with its key ring. */
 export interface MeshtasticCodec extends Codec {
   /** The channels this codec decrypts. */
   readonly keyRing: KeyRing
+  /** Reads envelope and header only (no decryption). `decode(m)` is `open(inspect(m))`. */
+  inspect(message: RawMessage): PacketView
+  /** Finishes decoding a view from {@link MeshtasticCodec.inspect}: decrypts and decodes the payload. */
+  open(view: PacketView): DecodeResult
 }
 
 const PRIORITY = Mesh.MeshPacket_Priority as unknown as Record<number, string>
@@ -277,16 +305,12 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     return ok(pkt)
   }
 
-  function decodePacket(
-    kind: PacketKind,
+  function openPacket(
+    h: PartialPacket & DecodedPacket,
     p: RawMeshPacket,
     buf: Uint8Array,
-    topic: string | undefined,
-    parsed: ParsedTopic | undefined,
     channelId: string,
-    gatewayId: string,
   ): DecodeResult {
-    const h = header(kind, p, buf, topic, parsed, channelId, gatewayId)
     if (p.variant === 4) {
       const data = readData(buf, p.payloadStart, p.payloadEnd, false)
       if (!data) {
@@ -340,30 +364,50 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     return finish(h, opened.data, opened.bytes, opened.app, opened.keyName, ciphertext)
   }
 
-  function decode(message: RawMessage): DecodeResult {
+  function view(
+    kind: PacketKind,
+    p: RawMeshPacket,
+    buf: Uint8Array,
+    topic: string | undefined,
+    parsed: ParsedTopic | undefined,
+    channelId: string,
+    gatewayId: string,
+  ): PacketView {
+    const h = header(kind, p, buf, topic, parsed, channelId, gatewayId)
+    derive(h, false)
+    const v: PacketView = { header: h }
+    Object.defineProperty(v, INTERNALS, { value: { p, buf, channelId } })
+    return v
+  }
+
+  function inspect(message: RawMessage): PacketView {
     const { topic, payload } = message
     let parsed: ParsedTopic | undefined
     let kind: PacketKind | undefined = message.kind
     if (topic !== undefined && topic !== null) {
       parsed = parseTopic(topic)
       if (!parsed && kind === undefined) {
-        return fail(
-          'UNKNOWN_TOPIC',
-          `"${topic.slice(0, 200)}" is not a Meshtastic uplink topic (<root>/2/e/<channel>/<gateway>, <root>/2/map/ or <root>/2/json/<channel>/<gateway>)`,
-          { kind: 'envelope', topic },
+        return done(
+          fail(
+            'UNKNOWN_TOPIC',
+            `"${topic.slice(0, 200)}" is not a Meshtastic uplink topic (<root>/2/e/<channel>/<gateway>, <root>/2/map/ or <root>/2/json/<channel>/<gateway>)`,
+            { kind: 'envelope', topic },
+          ),
         )
       }
       kind ??= parsed?.kind
     }
     kind ??= 'envelope'
     if (!(payload instanceof Uint8Array)) {
-      return fail('INVALID_INPUT', 'the payload must be bytes (Uint8Array)', { kind })
+      return done(fail('INVALID_INPUT', 'the payload must be bytes (Uint8Array)', { kind }))
     }
     if (payload.length > maxBytes) {
-      return fail(
-        'PAYLOAD_TOO_LARGE',
-        `${payload.length} bytes is more than any Meshtastic message (limit ${maxBytes}); not parsed`,
-        { kind, ...(topic !== undefined ? { topic } : {}) },
+      return done(
+        fail(
+          'PAYLOAD_TOO_LARGE',
+          `${payload.length} bytes is more than any Meshtastic message (limit ${maxBytes}); not parsed`,
+          { kind, ...(topic !== undefined ? { topic } : {}) },
+        ),
       )
     }
     const channelFromTopic = parsed?.channelId ?? ''
@@ -373,17 +417,19 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
       case 'mapreport': {
         const env = readEnvelope(payload)
         if (!env?.packet) {
-          return fail(
-            'MALFORMED_ENVELOPE',
-            env ? 'the ServiceEnvelope has no packet' : 'not a valid ServiceEnvelope protobuf',
-            {
-              kind,
-              ...(topic !== undefined ? { topic } : {}),
-              ...(parsed ? { root: parsed.root } : {}),
-            },
+          return done(
+            fail(
+              'MALFORMED_ENVELOPE',
+              env ? 'the ServiceEnvelope has no packet' : 'not a valid ServiceEnvelope protobuf',
+              {
+                kind,
+                ...(topic !== undefined ? { topic } : {}),
+                ...(parsed ? { root: parsed.root } : {}),
+              },
+            ),
           )
         }
-        return decodePacket(
+        return view(
           kind,
           env.packet,
           payload,
@@ -395,12 +441,12 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
       }
       case 'meshpacket': {
         const p = readMeshPacket(payload)
-        if (!p) return fail('MALFORMED_ENVELOPE', 'not a valid MeshPacket protobuf', { kind })
-        return decodePacket(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
+        if (!p) return done(fail('MALFORMED_ENVELOPE', 'not a valid MeshPacket protobuf', { kind }))
+        return view(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
       }
       case 'data': {
         const data = readData(payload, 0, payload.length, false)
-        if (!data) return fail('MALFORMED_DATA', 'not a valid Data protobuf', { kind })
+        if (!data) return done(fail('MALFORMED_DATA', 'not a valid Data protobuf', { kind }))
         const p = blankPacket()
         const h = header(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
         const app = buildAppPayload(
@@ -410,14 +456,28 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
           data.payloadEnd,
           false,
         )
-        if (!app) return payloadFailure(h, data)
-        return finish(h, data, payload, app, undefined, undefined)
+        if (!app) return done(payloadFailure(h, data))
+        return done(finish(h, data, payload, app, undefined, undefined))
       }
       case 'json-uplink':
-        return decodeJsonUplink(payload, topic, parsed, includeRaw)
+        return done(decodeJsonUplink(payload, topic, parsed, includeRaw))
       default:
-        return fail('INVALID_INPUT', `unknown kind "${String(kind)}"`, { kind: 'envelope' })
+        return done(fail('INVALID_INPUT', `unknown kind "${String(kind)}"`, { kind: 'envelope' }))
     }
+  }
+
+  function openView(v: PacketView): DecodeResult {
+    if (v.result) return v.result
+    const internals = (v as unknown as Record<symbol, ViewInternals | undefined>)[INTERNALS]
+    if (!internals || !v.header) {
+      return fail('INVALID_INPUT', 'not a PacketView from this codec', { kind: 'envelope' })
+    }
+    return openPacket(
+      v.header as PartialPacket & DecodedPacket,
+      internals.p,
+      internals.buf,
+      internals.channelId,
+    )
   }
 
   function payloadFailure(h: PartialPacket & DecodedPacket, data: RawData): DecodeResult {
@@ -432,7 +492,13 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     )
   }
 
-  return { name: 'meshtastic', keyRing, decode }
+  return {
+    name: 'meshtastic',
+    keyRing,
+    inspect,
+    open: openView,
+    decode: (message) => openView(inspect(message)),
+  }
 }
 
 function rebase(d: RawData, offset: number): RawData {
@@ -459,6 +525,7 @@ export function derive(p: PartialPacket | DecodedPacket, hasBitfield: boolean): 
     hopsAway = 0
   }
   if (hopsAway !== undefined) p.hopsAway = hopsAway
+  else if (p.hopsAway !== undefined) delete p.hopsAway
   let cls: ReceptionClass = 'unknown'
   if (p.gatewayId !== undefined && p.gatewayId === p.fromId) cls = 'self'
   else if (p.gatewayId !== undefined && !p.rxSnr && !p.rxRssi) cls = 'injected'

@@ -1,4 +1,4 @@
-export type { Codec, CodecOptions, DecodeResult, MeshtasticCodec } from './decode.js'
+export type { Codec, CodecOptions, DecodeResult, MeshtasticCodec, PacketView } from './decode.js'
 export { createCodec } from './decode.js'
 export type { DataFields, EncodeEnvelopeInput, EncodePacketInput } from './encode.js'
 export {
