@@ -1,1 +1,3 @@
-export {}
+export { samplePacket, sampleReception, sampleUndecoded } from './fixtures.js'
+export type { StoreConformanceOptions } from './store-conformance.js'
+export { describeStoreConformance } from './store-conformance.js'

@@ -1,0 +1,396 @@
+import { PortNum, type RawMessage, type Store, type WriteBatch } from '@meshtap/protocol'
+import { describe, expect, it, vi } from 'vitest'
+import { createCodec } from '../codec/decode.js'
+import { type EncodeEnvelopeInput, encodeEnvelope } from '../codec/encode.js'
+import type { DropEvent } from '../events.js'
+import { createMemoryStore } from '../store/memory-store.js'
+import { createIngest } from './ingest.js'
+
+const T0 = 1_764_288_000_000
+const gw = (g: number) => `!a0c0${g.toString(16).padStart(4, '0')}`
+
+function msg(
+  input: Partial<EncodeEnvelopeInput> & { from: number; id: number },
+  g = 1,
+  t = T0,
+): RawMessage {
+  const full: EncodeEnvelopeInput = {
+    portnum: PortNum.TEXT_MESSAGE_APP,
+    payload: `m${input.id}`,
+    hopStart: 3,
+    hopLimit: 3 - (g % 3),
+    rxSnr: 4 - g,
+    rxRssi: -90 - g,
+    rxTime: Math.floor(t / 1000),
+    bitfield: 1,
+    ...input,
+    gatewayId: input.gatewayId ?? gw(g),
+  }
+  return {
+    topic: `msh/US/2/e/LongFast/${full.gatewayId}`,
+    payload: encodeEnvelope(full),
+    receivedAt: t,
+  }
+}
+
+/** A store whose writes wait until released, to build up a queue. */
+function gatedStore() {
+  const inner = createMemoryStore()
+  let open!: () => void
+  let gate = new Promise<void>((r) => {
+    open = r
+  })
+  const writes: WriteBatch[] = []
+  const store: Store = {
+    ...inner,
+    name: 'gated',
+    async writeBatch(batch) {
+      await gate
+      writes.push(batch)
+      return inner.writeBatch(batch)
+    },
+  }
+  return {
+    store,
+    inner,
+    writes,
+    release() {
+      open()
+    },
+    close() {
+      gate = new Promise<void>((r) => {
+        open = r
+      })
+    },
+  }
+}
+
+describe('createIngest', () => {
+  it('turns copies from several gateways into one packet with every reception, decrypting once', async () => {
+    const codec = createCodec()
+    const open = vi.spyOn(codec, 'open')
+    const store = createMemoryStore()
+    const ingest = createIngest({ store, codec })
+    const packets: string[] = []
+    ingest.on('packet', (e) => packets.push(e.packet.key))
+    await ingest.start()
+    for (let g = 1; g <= 4; g++) ingest.push(msg({ from: 0x1234, id: 77 }, g, T0 + g))
+    ingest.push(msg({ from: 0x9999, id: 77 }, 1)) // same id, other sender: another packet
+    await ingest.stop()
+    expect(packets).toEqual(['4660:77', '39321:77'])
+    expect(open).toHaveBeenCalledTimes(2)
+    expect(await store.counts()).toEqual({ packets: 2, receptions: 5, undecoded: 0 })
+    const rx = await store.getReceptions('4660:77')
+    expect(rx.map((r) => r.gatewayId)).toEqual([gw(1), gw(2), gw(3), gw(4)])
+    expect(rx[1]).toMatchObject({
+      rxSnr: 2,
+      rxRssi: -92,
+      hopLimit: 1,
+      hopsAway: 2,
+      receptionClass: 'relayed',
+    })
+    const c = ingest.metrics().counters
+    expect(c).toMatchObject({ received: 5, decoded: 2, duplicates: 3, receptions: 5, written: 5 })
+  })
+
+  it('decodes every copy of a traceroute, since gateways rewrite them', async () => {
+    const codec = createCodec()
+    const open = vi.spyOn(codec, 'open')
+    const store = createMemoryStore()
+    const ingest = createIngest({ store, codec })
+    await ingest.start()
+    for (let g = 1; g <= 3; g++) {
+      ingest.push(
+        msg(
+          {
+            from: 0x1234,
+            id: 5,
+            portnum: PortNum.TRACEROUTE_APP,
+            payload: { route: Array.from({ length: g }, (_, i) => 0x100 + i), snrTowards: [] },
+            requestId: 1,
+          },
+          g,
+        ),
+      )
+    }
+    await ingest.stop()
+    expect(open).toHaveBeenCalledTimes(3)
+    const rx = await store.getReceptions('4660:5')
+    expect(rx[0]?.app).toBeUndefined() // the first copy is the packet itself
+    expect(rx[1]?.app).toMatchObject({
+      type: 'traceroute',
+      route: [{ num: 0x100 }, { num: 0x101 }],
+    })
+    expect(rx[2]?.app).toMatchObject({ type: 'traceroute', route: [{}, {}, {}] })
+  })
+
+  it('rate-limits a spamming node without touching the others, counting and reporting every drop', async () => {
+    let now = T0
+    const store = createMemoryStore()
+    const ingest = createIngest({
+      store,
+      rateLimit: { ratePerSecond: 1, burst: 5 },
+      now: () => now,
+    })
+    const drops: DropEvent[] = []
+    ingest.on('drop', (d) => drops.push(d))
+    await ingest.start()
+    for (let i = 1; i <= 100; i++) {
+      ingest.push(msg({ from: 0x5a5a, id: i }, 1, now))
+      ingest.push(msg({ from: 0x6000 + (i % 50), id: i }, 1, now)) // 50 quiet nodes, 2 packets each
+      now += 10 // 100 packets/s from the spammer
+    }
+    // copies of a rate-limited packet are dropped with it, not stored
+    ingest.push(msg({ from: 0x5a5a, id: 100 }, 2, now))
+    await ingest.stop()
+    const c = ingest.metrics().counters
+    const spam = [...store.packets.values()].filter((p) => p.packet.from === 0x5a5a).length
+    expect(spam).toBeGreaterThanOrEqual(5) // the burst…
+    expect(spam).toBeLessThanOrEqual(6) // …plus what 1/s refills in the ~1 s of the run
+    expect(c.rateLimited).toBe(100 - spam)
+    expect(drops.filter((d) => d.reason === 'rate-limited')).toHaveLength(100 - spam)
+    expect(drops.every((d) => d.reason !== 'rate-limited' || d.from === 0x5a5a)).toBe(true)
+    expect((await store.counts()).packets).toBe(spam + 100)
+    expect(c.duplicates).toBe(1)
+  })
+
+  it('sheds the lowest priority first when the queue is full, with exact counts', async () => {
+    const gated = gatedStore()
+    const ingest = createIngest({
+      store: gated.store,
+      queueCapacity: 10,
+      rateLimit: false,
+      batch: { maxRecords: 1000, maxDelayMs: 5 },
+    })
+    const drops: DropEvent[] = []
+    ingest.on('drop', (d) => drops.push(d))
+    await ingest.start()
+    let id = 1
+    // 1 record reaches the (blocked) writer after the first timer; fill with low-priority first.
+    const low = () =>
+      msg({ from: 0x100, id: id++, portnum: PortNum.PAXCOUNTER_APP, payload: { wifi: 1 } })
+    const medium = () =>
+      msg({
+        from: 0x101,
+        id: id++,
+        portnum: PortNum.TELEMETRY_APP,
+        payload: { time: 1, deviceMetrics: { batteryLevel: 50 } },
+      })
+    const critical = () => msg({ from: 0x102, id: id++ })
+    for (let i = 0; i < 6; i++) ingest.push(low())
+    for (let i = 0; i < 4; i++) ingest.push(medium())
+    // Queue full (10). Each critical evicts the oldest low first…
+    for (let i = 0; i < 8; i++) ingest.push(critical())
+    // …6 lows gone, then 2 mediums. Now a low is refused outright (nothing lower to evict).
+    ingest.push(low())
+    const snapshot = ingest.metrics()
+    expect(snapshot.gauges.queueDepth).toBe(10)
+    expect(snapshot.gauges.queueDepthByPriority).toEqual({
+      critical: 8,
+      high: 0,
+      medium: 2,
+      low: 0,
+    })
+    expect(snapshot.counters.droppedByPriority).toEqual({ critical: 0, high: 0, medium: 2, low: 7 })
+    expect(snapshot.counters.droppedByReason['queue-full']).toBe(9)
+    expect(drops.filter((d) => d.reason === 'queue-full')).toHaveLength(9)
+    gated.release()
+    await ingest.stop()
+    expect((await gated.inner.counts()).packets).toBe(10)
+    expect(ingest.metrics().counters.written).toBe(10)
+  })
+
+  it('acknowledges a message only after its batch is committed', async () => {
+    const gated = gatedStore()
+    const ingest = createIngest({ store: gated.store, batch: { maxDelayMs: 1 } })
+    await ingest.start()
+    const acks: number[] = []
+    for (let i = 1; i <= 5; i++) ingest.push(msg({ from: 0x42, id: i }), () => acks.push(i))
+    ingest.push(msg({ from: 0x42, id: 1 }, 2), () => acks.push(100)) // a duplicate is acked with its reception
+    await new Promise((r) => setTimeout(r, 30))
+    expect(acks).toEqual([])
+    gated.release()
+    await ingest.flush()
+    expect(acks.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 100])
+    await ingest.stop()
+  })
+
+  it('stop() drains and flushes everything accepted, in several batches', async () => {
+    const store = createMemoryStore()
+    const ingest = createIngest({
+      store,
+      rateLimit: false,
+      batch: { maxRecords: 300, maxDelayMs: 10_000 },
+    })
+    await ingest.start()
+    let acked = 0
+    for (let i = 1; i <= 2500; i++)
+      ingest.push(msg({ from: 0x1000 + (i % 50), id: i }, 1 + (i % 3)), () => acked++)
+    await ingest.stop()
+    expect(await store.counts()).toEqual({ packets: 2500, receptions: 2500, undecoded: 0 })
+    expect(acked).toBe(2500)
+    expect(ingest.metrics().counters.batches).toBe(9)
+    // after stop: refused, counted, not acknowledged
+    ingest.push(msg({ from: 1, id: 1 }), () => acked++)
+    expect(acked).toBe(2500)
+    expect(ingest.metrics().counters.droppedByReason.stopped).toBe(1)
+  })
+
+  it('retries transient store errors and keeps the data', async () => {
+    const inner = createMemoryStore()
+    let failures = 2
+    const store: Store = {
+      ...inner,
+      async writeBatch(b) {
+        if (failures-- > 0)
+          throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+        return inner.writeBatch(b)
+      },
+    }
+    const ingest = createIngest({ store, batch: { maxDelayMs: 1, retryInitialDelayMs: 1 } })
+    const errors: string[] = []
+    ingest.on('error', (e) => errors.push(`${e.code}:${e.transient}`))
+    await ingest.start()
+    ingest.push(msg({ from: 1, id: 1 }))
+    await ingest.stop()
+    expect(errors).toEqual(['STORE_WRITE_FAILED:true', 'STORE_WRITE_FAILED:true'])
+    expect(await inner.counts()).toMatchObject({ packets: 1 })
+    expect(ingest.metrics().counters).toMatchObject({ writeErrors: 2, written: 1, dropped: 0 })
+  })
+
+  it('drops (counted, acked) a batch whose error persists after maxAttempts', async () => {
+    const store: Store = {
+      ...createMemoryStore(),
+      async writeBatch() {
+        throw new Error('constraint failed')
+      },
+    }
+    const ingest = createIngest({
+      store,
+      batch: { maxDelayMs: 1, retryInitialDelayMs: 1, maxAttempts: 3 },
+    })
+    ingest.on('error', () => {})
+    await ingest.start()
+    let acked = 0
+    ingest.push(msg({ from: 1, id: 1 }), () => acked++)
+    ingest.push(msg({ from: 1, id: 2 }), () => acked++)
+    await ingest.flush()
+    await ingest.stop()
+    expect(ingest.metrics().counters).toMatchObject({ writeErrors: 3, dropped: 2, written: 0 })
+    expect(ingest.metrics().counters.droppedByReason['store-failed']).toBe(2)
+    expect(acked).toBe(2)
+  })
+
+  it('keeps undecodable packets with their receptions, and counts decode failures by code', async () => {
+    const store = createMemoryStore()
+    const ingest = createIngest({ store })
+    const drops: DropEvent[] = []
+    ingest.on('drop', (d) => drops.push(d))
+    await ingest.start()
+    const secret = { name: 'Secret', psk: 'c2VjcmV0LXNlY3JldC1rZXk=' }
+    ingest.push(msg({ from: 7, id: 70, channel: secret }, 1))
+    ingest.push(msg({ from: 7, id: 70, channel: secret }, 2))
+    ingest.push({ topic: 'msh/US/2/e/LongFast/!a0c00001', payload: new Uint8Array([1, 2, 3]) })
+    ingest.push({ topic: 'not/a/meshtastic/topic', payload: new Uint8Array([1]) })
+    await ingest.stop()
+    expect(await store.counts()).toEqual({ packets: 0, receptions: 2, undecoded: 1 })
+    const c = ingest.metrics().counters
+    expect(c.failedByCode).toMatchObject({
+      NO_MATCHING_KEY: 1,
+      MALFORMED_ENVELOPE: 1,
+      UNKNOWN_TOPIC: 1,
+    })
+    expect(c.failed).toBe(3)
+    expect(drops.map((d) => d.code)).toEqual(['MALFORMED_ENVELOPE', 'UNKNOWN_TOPIC'])
+  })
+
+  it('keys map reports (id 0) by sender and time bucket', async () => {
+    const store = createMemoryStore()
+    const ingest = createIngest({ store, dedup: { mapReportBucketMs: 60_000 } })
+    await ingest.start()
+    const report = (t: number) => ({
+      topic: 'msh/US/2/map/',
+      payload: encodeEnvelope({
+        from: 0xa0c0ffee,
+        id: 0,
+        gatewayId: '!a0c0ffee',
+        encrypt: false,
+        portnum: PortNum.MAP_REPORT_APP,
+        payload: { longName: 'GW' },
+      }),
+      receivedAt: t,
+    })
+    ingest.push(report(T0))
+    ingest.push(report(T0 + 1000)) // same bucket: a copy
+    ingest.push(report(T0 + 3600_000)) // an hour later: a new report
+    await ingest.stop()
+    expect((await store.counts()).packets).toBe(2)
+  })
+
+  it('keeps the latest state per node in the hot cache and reports changes', async () => {
+    const ingest = createIngest({ store: createMemoryStore() })
+    const changed: string[][] = []
+    ingest.on('nodeUpdate', (u) => changed.push(u.changed))
+    await ingest.start()
+    ingest.push(
+      msg(
+        {
+          from: 0xabc,
+          id: 1,
+          portnum: PortNum.NODEINFO_APP,
+          payload: { id: '!00000abc', longName: 'Alpha', shortName: 'A' },
+        },
+        1,
+      ),
+    )
+    ingest.push(
+      msg(
+        {
+          from: 0xabc,
+          id: 2,
+          portnum: PortNum.POSITION_APP,
+          payload: { latitudeI: 377749000, longitudeI: -1224194000, precisionBits: 14 },
+        },
+        2,
+      ),
+    )
+    ingest.push(
+      msg(
+        {
+          from: 0xabc,
+          id: 3,
+          portnum: PortNum.TELEMETRY_APP,
+          payload: { time: 1, environmentMetrics: { temperature: 20.5 } },
+        },
+        1,
+      ),
+    )
+    await ingest.stop()
+    const n = ingest.cache.get('!00000abc')
+    expect(n).toMatchObject({
+      user: { longName: 'Alpha' },
+      position: { latitude: 37.7749, longitude: -122.4194, precisionBits: 14 },
+      telemetry: { environment: { metrics: { temperature: 20.5 } } },
+      packets: 3,
+    })
+    expect(Object.keys(n?.gateways ?? {}).sort()).toEqual([gw(1), gw(2)])
+    expect(changed.flat()).toContain('position')
+  })
+
+  it('exposes metrics as a snapshot and as Prometheus text', async () => {
+    const ingest = createIngest({ store: createMemoryStore() })
+    await ingest.start()
+    ingest.push(msg({ from: 1, id: 1 }))
+    await ingest.stop()
+    const text = ingest.prometheus()
+    expect(text).toContain('# TYPE meshtap_messages_received_total counter')
+    expect(text).toMatch(/^meshtap_messages_received_total 1$/m)
+    expect(text).toMatch(/^meshtap_decode_failures_total\{code="NO_MATCHING_KEY"\} 0$/m)
+    expect(text).toMatch(/^meshtap_commit_latency_seconds_count 1$/m)
+    expect(ingest.metrics().histograms.commitLatencyMs.count).toBe(1)
+  })
+
+  it('reports a bad option clearly', () => {
+    expect(() => createIngest({} as never)).toThrow(/store.*required/)
+  })
+})

@@ -1,0 +1,675 @@
+import {
+  type Ack,
+  type DecodedPacket,
+  type PacketKey,
+  type PartialPacket,
+  PortNum,
+  type RawMessage,
+  type Reception,
+  type Source,
+  type SourceStatus,
+  type Store,
+  type StoredPacket,
+  type UndecodedPacket,
+  type WriteBatch,
+} from '@meshtap/protocol'
+import { EventEmitter } from 'eventemitter3'
+import {
+  createNodeCache,
+  type MutableNodeCache,
+  type NodeCache,
+  type NodeCacheOptions,
+} from '../cache/node-cache.js'
+import { createCodec, derive, type MeshtasticCodec } from '../codec/decode.js'
+import type { ChannelKeyInput } from '../codec/keyring.js'
+import { createDedupCache, type DedupEntry, type DedupOptions } from '../dedup/dedup-cache.js'
+import { IngestError } from '../errors.js'
+import type { DropEvent, IngestEvents, Subscribe } from '../events.js'
+import { createMetrics, type MetricsSnapshot, toPrometheus } from '../metrics/metrics.js'
+import { BoundedPriorityQueue, PRIORITY_LEVELS, priorityOf } from '../queue/priority-queue.js'
+import { createRateLimiter, type RateLimitOptions } from '../rate-limit/token-bucket.js'
+
+/** Batch writer options. */
+export interface BatchOptions {
+  /** Write when this many records are queued. @default 1000 */
+  maxRecords?: number
+  /** …or when the oldest queued record has waited this long. @default 100 */
+  maxDelayMs?: number
+  /** First retry delay after a failed write (doubles up to `retryMaxDelayMs`). @default 100 */
+  retryInitialDelayMs?: number
+  /** @default 5000 */
+  retryMaxDelayMs?: number
+  /**
+   * Attempts for a batch whose error is not transient before it is dropped (counted). Transient
+   * errors (database busy or full, connection lost) are retried until `stop()`.
+   * @default 10
+   */
+  maxAttempts?: number
+}
+
+/** Options of {@link createIngest}. */
+export interface IngestOptions {
+  /** Where messages come from (MQTT brokers, captures, simulators). More can be fed with `push`. */
+  sources?: readonly Source[]
+  /** Where packets go. */
+  store: Store
+  /** Channel keys (the default LongFast key is always included). Ignored when `codec` is given. */
+  keys?: readonly ChannelKeyInput[]
+  /** A codec to use instead of one built from `keys`. */
+  codec?: MeshtasticCodec
+  /** Dedup memory. Map reports (id 0) are keyed by sender and `mapReportBucketMs` time bucket. */
+  dedup?: DedupOptions & {
+    /** @default 600000 (10 min) */
+    mapReportBucketMs?: number
+  }
+  /** Per-sender token bucket on logical packets, or `false` for none. */
+  rateLimit?: RateLimitOptions | false
+  /** Records the queue holds before it sheds the lowest priority. @default 10000 */
+  queueCapacity?: number
+  batch?: BatchOptions
+  /** Hot cache of the latest state per node. */
+  cache?: NodeCacheOptions
+  /** Keep packets that could not be decrypted (no key, PKI) with their ciphertext. @default true */
+  keepUndecoded?: boolean
+  /** Close the store in `stop()`. @default true */
+  closeStore?: boolean
+  /** Clock (Unix ms), for tests. @default Date.now */
+  now?: () => number
+}
+
+/** A running ingest pipeline: source → decode → dedup → rate limit → queue → batch write. */
+export interface Ingest {
+  /** Initialises the store and starts every source. */
+  start(): Promise<void>
+  /** Stops the sources, drains the queue, flushes, closes the store; resolves when nothing is pending. */
+  stop(): Promise<void>
+  /** Feeds one message directly (as a source would). */
+  push(message: RawMessage, ack?: Ack): void
+  /** Writes everything queued now; resolves when it is committed. */
+  flush(): Promise<void>
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on: Subscribe<IngestEvents>
+  /** A plain snapshot of every metric. */
+  metrics(): MetricsSnapshot
+  /** The metrics in Prometheus text format. */
+  prometheus(): string
+  /** Latest state per node. */
+  readonly cache: NodeCache
+  /** The codec in use (its key ring). */
+  readonly codec: MeshtasticCodec
+}
+
+interface QueueItem {
+  packet?: StoredPacket
+  undecoded?: UndecodedPacket
+  reception: Reception
+  ack: Ack | undefined
+  receivedAt: number
+  priority: number
+}
+
+const TRANSIENT_CODES = new Set([
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_FULL',
+  'SQLITE_IOERR',
+  'SQLITE_CANTOPEN',
+  'ENOSPC',
+  'EAGAIN',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P03',
+  '53300',
+  '40001',
+  '40P01',
+  '08006',
+  '08001',
+])
+
+/** Whether a store error is worth retrying for as long as it takes. */
+export function isTransientStoreError(error: unknown): boolean {
+  const e = error as { transient?: unknown; code?: unknown } | null
+  if (!e || typeof e !== 'object') return false
+  if (e.transient === true) return true
+  const code = typeof e.code === 'string' ? e.code : ''
+  return (
+    TRANSIENT_CODES.has(code) || code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_IOERR')
+  )
+}
+
+/** The key of a logical packet: `from:id`, or `from:0:bucket` for id 0 (map reports). */
+export function packetKeyOf(
+  from: number,
+  id: number,
+  receivedAt: number,
+  bucketMs = 600_000,
+): PacketKey {
+  return id === 0
+    ? `${from >>> 0}:0:${Math.floor(receivedAt / bucketMs)}`
+    : `${from >>> 0}:${id >>> 0}`
+}
+
+function receptionOf(
+  h: PartialPacket,
+  key: PacketKey,
+  receivedAt: number,
+  source?: string,
+): Reception {
+  const r: Reception = {
+    packetKey: key,
+    rxTime: h.rxTime ?? 0,
+    receivedAt,
+    rxSnr: h.rxSnr ?? 0,
+    rxRssi: h.rxRssi ?? 0,
+    hopLimit: h.hopLimit ?? 0,
+    hopStart: h.hopStart ?? 0,
+    receptionClass: h.receptionClass ?? 'unknown',
+  }
+  if (h.gatewayId !== undefined) r.gatewayId = h.gatewayId
+  if (h.topic !== undefined) r.topic = h.topic
+  if (source !== undefined) r.source = source
+  if (h.channelId !== undefined) r.channelId = h.channelId
+  if (h.relayNode !== undefined) r.relayNode = h.relayNode
+  if (h.hopsAway !== undefined) r.hopsAway = h.hopsAway
+  return r
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Creates the ingest pipeline. Every stage is bounded: the dedup memory (size and TTL), the rate
+ * limiter, the queue (shedding the lowest priority first, counted) and the batches.
+ *
+ * Copies of a packet from several gateways become receptions of one logical packet, and are not
+ * decrypted again — except traceroutes, whose copies differ (each gateway rewrites and
+ * re-encrypts them). With a source in deferred-ack mode (QoS 1 + persistent session), a message is
+ * acknowledged only once its batch is committed.
+ *
+ * @example
+ * const ingest = createIngest({ sources: [createMqttSource({ brokers: [{ url, topics: ['msh/US/#'] }] })], store: createMemoryStore() })
+ * ingest.on('packet', ({ packet }) => console.log(packet.packet.fromId, packet.packet.portnumName))
+ * await ingest.start()
+ * process.on('SIGTERM', () => void ingest.stop())
+ */
+export function createIngest(options: IngestOptions): Ingest {
+  if (!options || typeof options.store?.writeBatch !== 'function') {
+    throw new IngestError(
+      'INVALID_OPTIONS',
+      'createIngest: `store` is required (e.g. createMemoryStore())',
+    )
+  }
+  const store = options.store
+  const sources = [...(options.sources ?? [])]
+  const codec = options.codec ?? createCodec({ keys: options.keys ?? [] })
+  const now = options.now ?? Date.now
+  const dedup = createDedupCache(options.dedup)
+  const bucketMs = options.dedup?.mapReportBucketMs ?? 600_000
+  const limiter = options.rateLimit === false ? undefined : createRateLimiter(options.rateLimit)
+  const queue = new BoundedPriorityQueue<QueueItem>(options.queueCapacity ?? 10_000)
+  const maxRecords = options.batch?.maxRecords ?? 1000
+  const maxDelayMs = options.batch?.maxDelayMs ?? 100
+  const retryInitial = options.batch?.retryInitialDelayMs ?? 100
+  const retryMax = options.batch?.retryMaxDelayMs ?? 5000
+  const maxAttempts = options.batch?.maxAttempts ?? 10
+  const keepUndecoded = options.keepUndecoded ?? true
+  const cache: MutableNodeCache = createNodeCache(options.cache)
+  const m = createMetrics()
+  const emitter = new EventEmitter()
+  const statuses = new Map<string, SourceStatus>()
+  const unsubscribers: (() => void)[] = []
+
+  let started = false
+  /** Set once the sources are stopped: later messages are refused. */
+  let closed = false
+  let stopPromise: Promise<void> | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let immediate: ReturnType<typeof setImmediate> | undefined
+  let writing: Promise<void> | undefined
+
+  function emit<E extends keyof IngestEvents>(event: E, payload: IngestEvents[E]): void {
+    if (emitter.listenerCount(event) === 0) return
+    try {
+      emitter.emit(event, payload)
+    } catch (cause) {
+      if (event !== 'error') {
+        emit(
+          'error',
+          new IngestError('SOURCE_FAILED', `a "${event}" listener threw: ${String(cause)}`, {
+            cause,
+          }),
+        )
+      }
+    }
+  }
+
+  /** Counts and reports something not kept, and acknowledges it (it is final). */
+  function drop(e: DropEvent, ack?: Ack): void {
+    if (e.reason !== 'decode-failed') {
+      m.dropped += e.count
+      m.droppedByReason[e.reason] += e.count
+      if (e.priority) m.droppedByPriority[e.priority] += e.count
+    }
+    emit('drop', e)
+    ack?.()
+  }
+
+  function nodeUpdate(update: ReturnType<MutableNodeCache['applyPacket']>): void {
+    if (emitter.listenerCount('nodeUpdate') > 0) emit('nodeUpdate', update)
+  }
+
+  function enqueue(item: QueueItem): boolean {
+    const res = queue.push(item, item.priority)
+    if (!res.accepted) {
+      drop(
+        {
+          reason: 'queue-full',
+          count: 1,
+          key: item.reception.packetKey,
+          priority: PRIORITY_LEVELS[item.priority],
+        },
+        item.ack,
+      )
+      return false
+    }
+    if (res.evicted) {
+      const ev = res.evicted.item
+      drop(
+        {
+          reason: 'queue-full',
+          count: 1,
+          key: ev.reception.packetKey,
+          priority: PRIORITY_LEVELS[res.evicted.priority],
+        },
+        ev.ack,
+      )
+    }
+    scheduleFlush()
+    return true
+  }
+
+  function acceptPacket(
+    p: DecodedPacket,
+    key: PacketKey,
+    receivedAt: number,
+    t: number,
+    source: string | undefined,
+    ack: Ack | undefined,
+  ): void {
+    if (limiter && !limiter.take(p.from, t)) {
+      m.rateLimited++
+      dedup.set(key, {
+        portnum: p.portnum,
+        fate: 'dropped',
+        hasBitfield: p.bitfield !== undefined,
+        firstSeen: t,
+        copies: 1,
+        priority: 3,
+      })
+      drop(
+        {
+          reason: 'rate-limited',
+          count: 1,
+          key,
+          from: p.from,
+          priority: PRIORITY_LEVELS[priorityOf(p.portnum)],
+        },
+        ack,
+      )
+      return
+    }
+    const priority = priorityOf(p.portnum)
+    dedup.set(key, {
+      portnum: p.portnum,
+      fate: 'accepted',
+      hasBitfield: p.bitfield !== undefined,
+      firstSeen: t,
+      copies: 1,
+      priority,
+    })
+    const stored: StoredPacket = { key, packet: p, receivedAt }
+    const reception = receptionOf(p, key, receivedAt, source)
+    m.receptions++
+    if (!enqueue({ packet: stored, reception, ack, receivedAt, priority })) return
+    emit('packet', { packet: stored, reception })
+    nodeUpdate(cache.applyPacket(p, receivedAt))
+    nodeUpdate(cache.applyReception(p.from, reception))
+    if (p.gatewayId !== undefined) cache.markGateway(p.gatewayId, receivedAt)
+  }
+
+  function push(message: RawMessage, ack?: Ack): void {
+    m.received++
+    if (closed) {
+      // Not acknowledged: a broker keeps it for the next session.
+      drop({ reason: 'stopped', count: 1 })
+      return
+    }
+    const t = now()
+    const receivedAt = message.receivedAt ?? t
+    let view: ReturnType<MeshtasticCodec['inspect']>
+    try {
+      view = codec.inspect(message)
+    } catch (cause) {
+      // The codec never throws on input; this is a bug, reported but not fatal.
+      m.failed++
+      emit(
+        'error',
+        new IngestError('SOURCE_FAILED', `codec threw on a message: ${String(cause)}`, { cause }),
+      )
+      ack?.()
+      return
+    }
+    const h = view.header
+    if (h?.rxTime) m.ingestLag.observe(Math.max(0, receivedAt - h.rxTime * 1000))
+    if (view.result && !view.result.ok) {
+      const f = view.result.error
+      m.failed++
+      m.failedByCode[f.error.code]++
+      drop(
+        {
+          reason: 'decode-failed',
+          count: 1,
+          code: f.error.code,
+          message: f.error.message,
+          ...(f.packet.from !== undefined ? { from: f.packet.from } : {}),
+        },
+        ack,
+      )
+      return
+    }
+    if (view.result?.ok) {
+      const p = view.result.value
+      m.decoded++
+      const key = packetKeyOf(p.from, p.id, receivedAt, bucketMs)
+      if (dedup.get(key, t)) {
+        duplicate(
+          key,
+          dedup.get(key, t) as DedupEntry,
+          p,
+          receivedAt,
+          message.source,
+          ack,
+          undefined,
+        )
+        return
+      }
+      acceptPacket(p, key, receivedAt, t, message.source, ack)
+      return
+    }
+    if (!h) {
+      ack?.()
+      return
+    }
+    const key = packetKeyOf(h.from ?? 0, h.id ?? 0, receivedAt, bucketMs)
+    const entry = dedup.get(key, t)
+    if (entry) {
+      duplicate(key, entry, h, receivedAt, message.source, ack, view)
+      return
+    }
+    const r = codec.open(view)
+    if (r.ok) {
+      m.decoded++
+      acceptPacket(r.value, key, receivedAt, t, message.source, ack)
+      return
+    }
+    const f = r.error
+    m.failed++
+    m.failedByCode[f.error.code]++
+    const code = f.error.code
+    if (keepUndecoded && (code === 'NO_MATCHING_KEY' || code === 'PKI_ENCRYPTED')) {
+      dedup.set(key, {
+        portnum: -1,
+        fate: 'undecoded',
+        hasBitfield: false,
+        firstSeen: t,
+        copies: 1,
+        priority: 3,
+      })
+      const undecoded: UndecodedPacket = { key, failure: f, receivedAt }
+      const reception = receptionOf(f.packet, key, receivedAt, message.source)
+      m.receptions++
+      if (enqueue({ undecoded, reception, ack, receivedAt, priority: 3 })) {
+        emit('undecoded', { undecoded })
+        nodeUpdate(cache.applyReception(h.from ?? 0, reception))
+      }
+      return
+    }
+    drop(
+      {
+        reason: 'decode-failed',
+        count: 1,
+        code,
+        message: f.error.message,
+        key,
+        ...(h.from !== undefined ? { from: h.from } : {}),
+      },
+      ack,
+    )
+  }
+
+  function duplicate(
+    key: PacketKey,
+    entry: DedupEntry,
+    h: PartialPacket,
+    receivedAt: number,
+    source: string | undefined,
+    ack: Ack | undefined,
+    view: ReturnType<MeshtasticCodec['inspect']> | undefined,
+  ): void {
+    m.duplicates++
+    entry.copies++
+    if (entry.fate === 'dropped') {
+      ack?.()
+      return
+    }
+    derive(h, entry.hasBitfield)
+    const reception = receptionOf(h, key, receivedAt, source)
+    if (view && entry.portnum === PortNum.TRACEROUTE_APP) {
+      // Gateways rewrite and re-encrypt traceroutes: this copy's route is its own.
+      const r = codec.open(view)
+      if (r.ok) {
+        m.decoded++
+        reception.app = r.value.app
+      }
+    }
+    m.receptions++
+    if (enqueue({ reception, ack, receivedAt, priority: entry.priority })) {
+      emit('reception', { reception })
+      const from = h.from ?? 0
+      nodeUpdate(cache.applyReception(from, reception))
+      if (h.gatewayId !== undefined) cache.markGateway(h.gatewayId, receivedAt)
+    }
+  }
+
+  // ---- batch writer ----
+
+  function scheduleFlush(): void {
+    if (writing) return
+    if (queue.size >= maxRecords) {
+      if (!immediate) immediate = setImmediate(runFlush)
+    } else if (!timer) {
+      timer = setTimeout(runFlush, maxDelayMs)
+    }
+  }
+
+  function runFlush(): void {
+    if (timer) clearTimeout(timer)
+    timer = undefined
+    if (immediate) clearImmediate(immediate)
+    immediate = undefined
+    if (writing) return
+    writing = writeLoop(false).finally(() => {
+      writing = undefined
+      if (queue.size > 0 && !stopPromise) scheduleFlush()
+    })
+  }
+
+  /** Writes batches; with `all`, until the queue is empty, else while full batches are waiting. */
+  async function writeLoop(all: boolean): Promise<void> {
+    do {
+      const items = queue.take(maxRecords)
+      if (items.length === 0) return
+      await writeItems(items)
+    } while (queue.size >= maxRecords || (all && queue.size > 0))
+  }
+
+  async function writeItems(items: QueueItem[]): Promise<void> {
+    const packets: StoredPacket[] = []
+    const receptions: Reception[] = []
+    const undecoded: UndecodedPacket[] = []
+    for (const it of items) {
+      if (it.packet) packets.push(it.packet)
+      if (it.undecoded) undecoded.push(it.undecoded)
+      receptions.push(it.reception)
+    }
+    const batch: WriteBatch = { packets, receptions, undecoded }
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now()
+      try {
+        await store.writeBatch(batch)
+        const durationMs = performance.now() - started
+        const t = now()
+        m.written += items.length
+        m.batches++
+        for (const it of items) {
+          m.commitLatency.observe(t - it.receivedAt)
+          it.ack?.()
+        }
+        emit('flush', {
+          packets: packets.length,
+          receptions: receptions.length,
+          undecoded: undecoded.length,
+          durationMs,
+          attempt,
+        })
+        return
+      } catch (cause) {
+        m.writeErrors++
+        const transient = isTransientStoreError(cause)
+        emit(
+          'error',
+          new IngestError(
+            'STORE_WRITE_FAILED',
+            `[${store.name}] writing a batch of ${items.length} records failed (attempt ${attempt}${transient ? ', transient: retrying' : ''}): ${(cause as Error)?.message ?? String(cause)}`,
+            { cause, transient },
+          ),
+        )
+        const giveUp =
+          (!transient && attempt >= maxAttempts) ||
+          (stopPromise !== undefined && attempt >= Math.min(maxAttempts, 5))
+        if (giveUp) {
+          m.dropped += items.length
+          m.droppedByReason['store-failed'] += items.length
+          for (const it of items)
+            m.droppedByPriority[PRIORITY_LEVELS[it.priority] as (typeof PRIORITY_LEVELS)[number]]++
+          emit('drop', { reason: 'store-failed', count: items.length })
+          for (const it of items) it.ack?.()
+          return
+        }
+        await sleep(Math.min(retryMax, retryInitial * 2 ** (attempt - 1)))
+      }
+    }
+  }
+
+  /** Writes everything queued (full and partial batches); resolves when committed. */
+  async function drain(): Promise<void> {
+    if (timer) clearTimeout(timer)
+    if (immediate) clearImmediate(immediate)
+    timer = undefined
+    immediate = undefined
+    while (writing) await writing
+    if (queue.size === 0) return
+    writing = writeLoop(true).finally(() => {
+      writing = undefined
+    })
+    await writing
+  }
+
+  function snapshot(): MetricsSnapshot {
+    const sizes = queue.sizes()
+    let connected = 0
+    for (const s of statuses.values()) if (s.state === 'connected') connected++
+    return {
+      counters: {
+        received: m.received,
+        decoded: m.decoded,
+        failed: m.failed,
+        failedByCode: { ...m.failedByCode },
+        duplicates: m.duplicates,
+        receptions: m.receptions,
+        rateLimited: m.rateLimited,
+        dropped: m.dropped,
+        droppedByReason: { ...m.droppedByReason },
+        droppedByPriority: { ...m.droppedByPriority },
+        written: m.written,
+        batches: m.batches,
+        writeErrors: m.writeErrors,
+      },
+      gauges: {
+        queueDepth: queue.size,
+        queueDepthByPriority: Object.fromEntries(
+          PRIORITY_LEVELS.map((l, i) => [l, sizes[i] ?? 0]),
+        ) as MetricsSnapshot['gauges']['queueDepthByPriority'],
+        cacheNodes: cache.size,
+        dedupEntries: dedup.size,
+        sourcesConnected: connected,
+      },
+      histograms: {
+        commitLatencyMs: m.commitLatency.snapshot(),
+        ingestLagMs: m.ingestLag.snapshot(),
+      },
+    }
+  }
+
+  return {
+    codec,
+    cache,
+    push,
+    flush: drain,
+    on(event, listener) {
+      emitter.on(event, listener as (...args: unknown[]) => void)
+      return () => {
+        emitter.off(event, listener as (...args: unknown[]) => void)
+      }
+    },
+    metrics: snapshot,
+    prometheus: () => toPrometheus(snapshot()),
+    async start() {
+      if (started) throw new IngestError('ALREADY_STARTED', 'this ingest was already started')
+      if (stopPromise) throw new IngestError('STOPPED', 'this ingest was stopped; create a new one')
+      started = true
+      await store.init?.()
+      for (const source of sources) {
+        if (source.onStatus) {
+          unsubscribers.push(
+            source.onStatus((s) => {
+              statuses.set(source.name, s)
+              emit('sourceStatus', s)
+            }),
+          )
+        }
+      }
+      try {
+        await Promise.all(sources.map((s) => s.start((msg, ack) => push(msg, ack))))
+      } catch (cause) {
+        throw new IngestError(
+          'SOURCE_FAILED',
+          `a source failed to start: ${(cause as Error)?.message ?? String(cause)}`,
+          { cause },
+        )
+      }
+    },
+    stop() {
+      stopPromise ??= (async () => {
+        await Promise.allSettled(sources.map((s) => s.stop()))
+        closed = true
+        for (const u of unsubscribers.splice(0)) u()
+        await drain()
+        if (options.closeStore ?? true) await store.close?.()
+      })()
+      return stopPromise
+    },
+  }
+}
