@@ -290,3 +290,39 @@ describe('createCodec', () => {
     expect(failed(bad).error.code).toBe('MALFORMED_JSON')
   })
 })
+
+describe('names cut inside a multi-byte character', () => {
+  it('decode with U+FFFD instead of losing the packet (plaintext and encrypted)', () => {
+    // MapReport { long_name: "Fox " + the first 2 bytes of 🦊 } — what a 24-byte cut can leave.
+    const name = new Uint8Array([0x46, 0x6f, 0x78, 0x20, 0xf0, 0x9f])
+    const report = new Uint8Array([0x0a, name.length, ...name])
+    const codec = createCodec()
+    const plain = encodeEnvelope({
+      from: 1,
+      id: 0,
+      gatewayId: '!00000001',
+      encrypt: false,
+      portnum: PortNum.MAP_REPORT_APP,
+      payload: report,
+    })
+    const p = codec.decode({ topic: 'msh/US/2/map/', payload: plain })
+    expect(p.ok && p.value.app).toMatchObject({
+      type: 'mapreport',
+      mapReport: { longName: 'Fox \uFFFD' },
+    })
+    const user = new Uint8Array([0x12, name.length, ...name])
+    const enc = encodeEnvelope({
+      from: 2,
+      id: 9,
+      gatewayId: '!00000001',
+      portnum: PortNum.NODEINFO_APP,
+      payload: user,
+      bitfield: 1,
+    })
+    const q = codec.decode({ topic: 'msh/US/2/e/LongFast/!00000001', payload: enc })
+    expect(q.ok && q.value.app).toMatchObject({
+      type: 'nodeinfo',
+      user: { longName: 'Fox \uFFFD' },
+    })
+  })
+})

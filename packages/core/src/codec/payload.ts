@@ -69,8 +69,10 @@ const VARIANT_KEYS = {
   hostMetrics: 1,
 }
 
+// Invalid UTF-8 in a name is decoded as U+FFFD rather than losing the packet: firmware truncates
+// names at a byte limit (map reports: 24 bytes), which can cut a multi-byte character.
 function handler(desc: DescMessage, build: Builder): PortHandler {
-  return { decoder: compileJsonDecoder(desc), build }
+  return { decoder: compileJsonDecoder(desc, { invalidUtf8: 'replace' }), build }
 }
 
 const opaque: Builder = (json, bytes) => ({

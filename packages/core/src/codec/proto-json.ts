@@ -260,7 +260,8 @@ const SHORT_STRING = 32
  * otherwise invalid sequences become U+FFFD like bufbuild's non-fatal decoder. A leading BOM is
  * kept as text in both cases.
  */
-function readString(len: number, strict: boolean): string {
+function readString(len: number, validated: boolean): string {
+  const strict = validated && rejectInvalidUtf8
   const s = pos
   const e = s + len
   pos = e
@@ -571,7 +572,7 @@ function skipField(wt: number): void {
 
 /** Clears the other members of a oneof after one was set; returns 1 if any was present. */
 function clearSiblings(o: Json, siblings: string[]): number {
-  let d = 0 as number
+  let d = 0
   for (let i = 0; i < siblings.length; i++) {
     const k = siblings[i]!
     if (o[k] !== undefined) {
@@ -621,6 +622,20 @@ function enumName(names: EnumNames, v: number): string | undefined {
 
 const plans = new WeakMap<DescMessage, Plan>()
 const decoders = new WeakMap<DescMessage, JsonDecoder>()
+const replacingDecoders = new WeakMap<DescMessage, JsonDecoder>()
+/** Whether the decode under way rejects invalid UTF-8 in validated (proto3) strings. */
+let rejectInvalidUtf8 = true
+
+/** Options of {@link compileJsonDecoder}. */
+export interface JsonDecoderOptions {
+  /**
+   * Invalid UTF-8 in a proto3 string: `'reject'` makes the message malformed (as `fromBinary` does),
+   * `'replace'` decodes it with U+FFFD (firmware truncates names at a byte limit, which can cut a
+   * multi-byte character; such packets are real and worth keeping).
+   * @default 'reject'
+   */
+  invalidUtf8?: 'reject' | 'replace'
+}
 
 function planFor(desc: DescMessage): Plan {
   let plan = plans.get(desc)
@@ -840,10 +855,10 @@ function compileList(field: DescField & { fieldKind: 'list' }): FieldReader {
   }
   if (field.listKind === 'enum') {
     const names = enumNames(field.enum)
+    // Unlike singular fields, bufbuild keeps unknown values of closed enums in lists.
     const push = (o: Json): void => {
       const v = readVarint32() | 0
       const name = enumName(names, v)
-      if (name === undefined && names.closed) return
       const a = o[key] as unknown[] | undefined
       if (a === undefined) o[key] = [name ?? v]
       else a.push(name ?? v)
@@ -946,12 +961,19 @@ function compileMap(field: DescField & { fieldKind: 'map' }): FieldReader {
     if (pos !== eend) throw MALFORMED
     let m = o[key] as Json | undefined
     if (m === undefined) o[key] = m = {}
-    Object.defineProperty(m, k ?? keyZero, {
-      value: v === undefined ? valueZero() : v,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
+    if (k === undefined) k = keyZero
+    if (v === undefined) v = valueZero()
+    if (k === '__proto__') {
+      // An own property, not the prototype setter (bufbuild uses the same guard).
+      Object.defineProperty(m, k, {
+        value: v,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    } else {
+      m[k] = v
+    }
     return 0
   }
 }
@@ -996,6 +1018,10 @@ function needsFallback(desc: DescMessage, seen: Set<DescMessage>): boolean {
   return false
 }
 
+function validRange(bytes: Uint8Array, start: number, end: number): boolean {
+  return start >= 0 && start <= end && end <= bytes.length && start % 1 === 0 && end % 1 === 0
+}
+
 /**
  * Compiles (once per descriptor, memoised) a decoder from binary protobuf straight to the
  * canonical protobuf JSON object, identical to
@@ -1011,11 +1037,17 @@ function needsFallback(desc: DescMessage, seen: Set<DescMessage>): boolean {
  * @param desc - message descriptor, e.g. `Mesh.PositionSchema`
  * @returns the decoder; `decoder(bytes, start?, end?)` decodes `bytes[start, end)`
  */
-export function compileJsonDecoder(desc: DescMessage): JsonDecoder {
-  let decoder = decoders.get(desc)
+export function compileJsonDecoder(
+  desc: DescMessage,
+  options: JsonDecoderOptions = {},
+): JsonDecoder {
+  const reject = (options.invalidUtf8 ?? 'reject') === 'reject'
+  const memo = reject ? decoders : replacingDecoders
+  let decoder = memo.get(desc)
   if (decoder !== undefined) return decoder
   if (needsFallback(desc, new Set())) {
     decoder = (bytes, start = 0, end = bytes.length) => {
+      if (!validRange(bytes, start, end)) return undefined
       try {
         return toJson(desc, fromBinary(desc, bytes.subarray(start, end))) as Json
       } catch {
@@ -1025,15 +1057,10 @@ export function compileJsonDecoder(desc: DescMessage): JsonDecoder {
   } else {
     const plan = planFor(desc)
     decoder = (bytes, start = 0, end = bytes.length) => {
-      if (
-        !(start >= 0 && start <= end && end <= bytes.length) ||
-        start % 1 !== 0 ||
-        end % 1 !== 0
-      ) {
-        return undefined
-      }
+      if (!validRange(bytes, start, end)) return undefined
       buf = bytes
       pos = start
+      rejectInvalidUtf8 = reject
       try {
         return decodeMessage(plan, undefined, end, 0)
       } catch {
@@ -1043,6 +1070,6 @@ export function compileJsonDecoder(desc: DescMessage): JsonDecoder {
       }
     }
   }
-  decoders.set(desc, decoder)
+  memo.set(desc, decoder)
   return decoder
 }
