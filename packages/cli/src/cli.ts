@@ -2,6 +2,8 @@ import type { Readable, Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { type ChannelKeyInput, createChannelKey, parseChannelKeySpec } from '@meshtap/core'
 import { runDecode } from './commands/decode.js'
+import { runSimulate } from './commands/simulate.js'
+import { runTail } from './commands/tail.js'
 
 /** Where the CLI reads and writes; the process streams by default. */
 export interface CliIo {
@@ -27,6 +29,16 @@ Commands:
                     --format F       json (default: the NDJSON contract), pretty (indented)
                                      or text (one readable line per packet)
                     --pretty         same as --format pretty
+
+  simulate Publish a seeded, simulated mesh (several gateway copies per packet, traceroutes,
+           map reports, PKI DMs) to an MQTT broker and/or write it as a capture file; prints
+           one JSON summary line.
+           Options: --url URL and/or --out FILE, --count C, --rate R (0 = as fast as possible),
+                    --seed S, --nodes N, --gateways G, --root R, --qos 0|1, --key NAME=PSK
+                    (meshtap simulate --help for all)
+  tail     Subscribe to an MQTT broker and print each message decoded, one line each.
+           Options: --url URL --topic FILTER… [--key NAME=PSK…] [--json] [--raw-out FILE]
+                    [--username U --password P] [--qos 0|1] [--count N] [--idle-exit-ms MS]
 
 Run "meshtap <command> --help" for a command's options.`
 
@@ -85,6 +97,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         })
         return 0
       }
+      case 'tail':
+        return await runTail(rest, io)
+      case 'simulate':
+        return await runSimulate(rest, io)
       case undefined:
       case 'help':
       case '--help':

@@ -27,5 +27,17 @@ export { createIngest, isTransientStoreError, packetKeyOf } from './pipeline/ing
 export type { PriorityLevel, PushResult } from './queue/priority-queue.js'
 export { BoundedPriorityQueue, PRIORITY_LEVELS, priorityOf } from './queue/priority-queue.js'
 export type { RateLimitOptions } from './rate-limit/token-bucket.js'
+export type {
+  MeshSimulator,
+  MeshSimulatorMix,
+  MeshSimulatorOptions,
+  MeshSimulatorStats,
+  SimNode,
+  SimPacketType,
+  SimulatedMessage,
+} from './simulator/index.js'
+export { createMeshSimulator, truncateCoordinate } from './simulator/index.js'
+export type { ReplaySource, ReplaySourceOptions, ReplayStats } from './source/index.js'
+export { createReplaySource } from './source/index.js'
 export type { MemoryStore, MemoryStoreOptions } from './store/memory-store.js'
 export { createMemoryStore } from './store/memory-store.js'

@@ -12,8 +12,13 @@ const NODE_ID_RE = /^!?([0-9a-fA-F]{1,8})$/
  * nodeIdFromNum(-1)         // '!ffffffff'
  */
 export function nodeIdFromNum(num: number): string {
-  return `!${(num >>> 0).toString(16).padStart(8, '0')}`
+  const n = num >>> 0
+  return `!${HEX[n >>> 24]}${HEX[(n >>> 16) & 0xff]}${HEX[(n >>> 8) & 0xff]}${HEX[n & 0xff]}`
 }
+
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) =>
+  i.toString(16).padStart(2, '0'),
+)
 
 /**
  * Parses a node id (`!fa75f7c0`, `fa75f7c0`, or a decimal string such as `'4202035136'` when

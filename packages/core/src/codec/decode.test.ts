@@ -205,6 +205,23 @@ describe('createCodec', () => {
     })
   })
 
+  it('decodes a plaintext request whose Data has no payload field', () => {
+    const bytes = encodeEnvelope({
+      ...base,
+      encrypt: false,
+      portnum: PortNum.TRACEROUTE_APP,
+      payload: new Uint8Array(0),
+      wantResponse: true,
+    })
+    const p = ok(codec.decode({ topic: TOPIC, payload: bytes }))
+    expect(p).toMatchObject({
+      portnumName: 'TRACEROUTE_APP',
+      wantResponse: true,
+      payload: '',
+      app: { type: 'traceroute', route: [] },
+    })
+  })
+
   it('decodes bare MeshPackets and Data', () => {
     const mp = encodeMeshPacket(text('bare'))
     expect(ok(codec.decode({ payload: mp, kind: 'meshpacket' })).app).toMatchObject({

@@ -73,19 +73,30 @@ export interface Codec {
  * nothing left to do (a failure, a JSON uplink, a bare `Data`).
  */
 export interface PacketView {
-  /** The envelope and header (with `hopsAway`/`receptionClass` from the header alone). */
+  /** The envelope and header as read (derived fields are filled when the view is opened). */
   readonly header?: PartialPacket
   /** The final result, when it needs no further step. */
   readonly result?: DecodeResult
 }
 
-interface ViewInternals {
-  p: RawMeshPacket
-  buf: Uint8Array
-  channelId: string
+/** A view whose payload is still to be opened. @internal */
+class View implements PacketView {
+  readonly header: PartialPacket & DecodedPacket
+  readonly p: RawMeshPacket
+  readonly buf: Uint8Array
+  readonly channelId: string
+  constructor(
+    header: PartialPacket & DecodedPacket,
+    p: RawMeshPacket,
+    buf: Uint8Array,
+    channelId: string,
+  ) {
+    this.header = header
+    this.p = p
+    this.buf = buf
+    this.channelId = channelId
+  }
 }
-
-const INTERNALS = Symbol('meshtap.view')
 
 function done(result: DecodeResult): PacketView {
   return result.ok ? { header: result.value, result } : { header: result.error.packet, result }
@@ -127,6 +138,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
   const includeRaw = options.includeRaw ?? false
   const engines = new Map<string, AesCtr>()
   const nameHashes = new Map<string, number>()
+  const topicCache = new Map<string, ParsedTopic | undefined>()
 
   function engine(ch: ChannelKey): AesCtr {
     let e = engines.get(ch.keyId)
@@ -185,38 +197,43 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
   }
 
   function open(p: RawMeshPacket, buf: Uint8Array, channelId: string): Opened | undefined {
-    const tried: string[] = []
-    const tryKey = (ch: ChannelKey): Opened | undefined => {
-      if (tried.includes(ch.keyId)) return undefined
-      tried.push(ch.keyId)
-      return attempt(p, buf, ch)
-    }
     const keys = keyRing.keys
+    // Keys already tried, by index in `keys` (a bitmask; key rings are small).
+    let tried = 0
+    let o: Opened | undefined
     // 1. Keys that give this hash under the envelope's channel name.
     const nh = channelId ? hashOfName(channelId) : -1
     if (nh >= 0) {
-      for (const ch of keys) {
+      for (let i = 0; i < keys.length && i < 31; i++) {
+        const ch = keys[i] as ChannelKey
         if ((nh ^ ch.keyXor) === p.channel) {
-          const o = tryKey(ch)
+          tried |= 1 << i
+          o = attempt(p, buf, ch)
           if (o) return o
         }
       }
     }
     // 2. Configured channels with this hash.
     for (const ch of keyRing.byHash(p.channel)) {
-      const o = tryKey(ch)
+      const i = keys.indexOf(ch)
+      if (i >= 0 && i < 31) {
+        if (tried & (1 << i)) continue
+        tried |= 1 << i
+      }
+      o = attempt(p, buf, ch)
       if (o) return o
     }
     // 3. An unencrypted channel (ham mode): plaintext Data in `encrypted`.
     const plaintextHash = nh === p.channel || keyRing.hasPlaintextHash(p.channel)
     if (plaintextHash) {
-      const o = attempt(p, buf, undefined)
+      o = attempt(p, buf, undefined)
       if (o) return o
     }
     // 4. Everything else.
     if (tryAllKeys) {
-      for (const ch of keys) {
-        const o = tryKey(ch)
+      for (let i = 0; i < keys.length; i++) {
+        if (i < 31 && tried & (1 << i)) continue
+        o = attempt(p, buf, keys[i] as ChannelKey)
         if (o) return o
       }
       if (!plaintextHash && nh < 0) return attempt(p, buf, undefined)
@@ -235,10 +252,6 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
   ): PartialPacket & DecodedPacket {
     const h = {
       kind,
-      ...(topic !== undefined ? { topic } : {}),
-      ...(parsed ? { root: parsed.root } : {}),
-      ...(channelId ? { channelId } : {}),
-      ...(gatewayId ? { gatewayId } : {}),
       from: p.from,
       to: p.to,
       id: p.id,
@@ -254,6 +267,10 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
       rxRssi: p.rxRssi,
       encrypted: p.variant === 5,
     } as PartialPacket & DecodedPacket
+    if (topic !== undefined) h.topic = topic
+    if (parsed) h.root = parsed.root
+    if (channelId) h.channelId = channelId
+    if (gatewayId) h.gatewayId = gatewayId
     if (p.priority !== 0) h.priority = PRIORITY[p.priority] ?? String(p.priority)
     if (p.nextHop !== 0) h.nextHop = p.nextHop
     if (p.relayNode !== 0) h.relayNode = p.relayNode
@@ -373,11 +390,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     channelId: string,
     gatewayId: string,
   ): PacketView {
-    const h = header(kind, p, buf, topic, parsed, channelId, gatewayId)
-    derive(h, false)
-    const v: PacketView = { header: h }
-    Object.defineProperty(v, INTERNALS, { value: { p, buf, channelId } })
-    return v
+    return new View(header(kind, p, buf, topic, parsed, channelId, gatewayId), p, buf, channelId)
   }
 
   function inspect(message: RawMessage): PacketView {
@@ -385,7 +398,13 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     let parsed: ParsedTopic | undefined
     let kind: PacketKind | undefined = message.kind
     if (topic !== undefined && topic !== null) {
-      parsed = parseTopic(topic)
+      parsed = topicCache.get(topic)
+      if (parsed === undefined && !topicCache.has(topic)) {
+        parsed = parseTopic(topic)
+        // Topics repeat (one per channel and gateway): remember a bounded number of them.
+        if (topicCache.size >= 8192) topicCache.clear()
+        topicCache.set(topic, parsed)
+      }
       if (!parsed && kind === undefined) {
         return done(
           fail(
@@ -468,16 +487,10 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
 
   function openView(v: PacketView): DecodeResult {
     if (v.result) return v.result
-    const internals = (v as unknown as Record<symbol, ViewInternals | undefined>)[INTERNALS]
-    if (!internals || !v.header) {
+    if (!(v instanceof View)) {
       return fail('INVALID_INPUT', 'not a PacketView from this codec', { kind: 'envelope' })
     }
-    return openPacket(
-      v.header as PartialPacket & DecodedPacket,
-      internals.p,
-      internals.buf,
-      internals.channelId,
-    )
+    return openPacket(v.header, v.p, v.buf, v.channelId)
   }
 
   function payloadFailure(h: PartialPacket & DecodedPacket, data: RawData): DecodeResult {

@@ -264,8 +264,9 @@ export function readData(
   const r = wireReader(buf, start, end)
   const d: RawData = {
     portnum: 0,
-    payloadStart: 0,
-    payloadEnd: 0,
+    // An absent payload is an empty range (at `start`, so offsets stay valid when rebased).
+    payloadStart: start,
+    payloadEnd: start,
     wantResponse: false,
     dest: 0,
     source: 0,

@@ -1,0 +1,211 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type RawMessage, type SourceStatus, toCaptureLine } from '@meshtap/protocol'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createReplaySource } from './replay-source.js'
+
+const line = (i: number, receivedAt: number) =>
+  toCaptureLine({
+    topic: `msh/US/2/e/LongFast/!0000000${i % 10}`,
+    payload: new Uint8Array([i & 0xff, (i >> 8) & 0xff]),
+    receivedAt,
+  })
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'meshtap-replay-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+function collect() {
+  const messages: RawMessage[] = []
+  return {
+    messages,
+    handler: (m: RawMessage, ack: () => void) => {
+      messages.push(m)
+      ack()
+    },
+  }
+}
+
+describe('createReplaySource', () => {
+  it('streams a file at max pace, skips and counts bad lines, and resolves done at the end', async () => {
+    const file = join(dir, 'capture.ndjson')
+    const t0 = 1_700_000_000_000
+    const lines = [
+      line(1, t0),
+      'not json',
+      '',
+      JSON.stringify({ topic: 'x' }),
+      line(2, t0 + 10),
+      JSON.stringify({ topic: 'y', payload: '!!!', receivedAt: 1 }),
+      line(3, t0 + 20),
+    ]
+    await writeFile(file, `${lines.join('\n')}\n`)
+    const source = createReplaySource({ file })
+    const statuses: SourceStatus[] = []
+    source.onStatus((s) => statuses.push(s))
+    const { messages, handler } = collect()
+    const before = Date.now()
+    await source.start(handler)
+    const stats = await source.done
+    expect(messages.map((m) => m.payload[0])).toEqual([1, 2, 3])
+    expect(messages[0]).toMatchObject({ topic: 'msh/US/2/e/LongFast/!00000001', source: 'replay' })
+    // Default timestamps: the time of delivery.
+    for (const m of messages) expect(m.receivedAt).toBeGreaterThanOrEqual(before)
+    expect(stats).toEqual({ delivered: 3, invalid: 3, lines: 7, passes: 1, unacked: 0 })
+    expect(statuses.map((s) => s.state)).toEqual(['connected', 'closed'])
+    expect(statuses[1]).toMatchObject({ endpoint: file })
+    expect(source.status().state).toBe('closed')
+  })
+
+  it('keeps the recorded receivedAt with timestamps: "recorded"', async () => {
+    const source = createReplaySource({
+      lines: [line(1, 1000), line(2, 2000)],
+      timestamps: 'recorded',
+    })
+    const { messages, handler } = collect()
+    await source.start(handler)
+    await source.done
+    expect(messages.map((m) => m.receivedAt)).toEqual([1000, 2000])
+  })
+
+  it('replays at the recorded pace, scaled by a speed factor, against the clock', async () => {
+    const t0 = 1_700_000_000_000
+    // 0, 100, 200, 300 ms recorded; at speed 2 → about 0, 50, 100, 150 ms.
+    const lines = [0, 100, 200, 300].map((d, i) => line(i, t0 + d))
+    const source = createReplaySource({ lines, pace: 2 })
+    const at: number[] = []
+    const start = Date.now()
+    await source.start(() => at.push(Date.now() - start))
+    await source.done
+    expect(at).toHaveLength(4)
+    expect(at[3]!).toBeGreaterThanOrEqual(140)
+    expect(at[3]!).toBeLessThan(400)
+    expect(at[1]!).toBeGreaterThanOrEqual(40)
+  })
+
+  it('shortens long recorded gaps to maxGapMs', async () => {
+    const t0 = 1_700_000_000_000
+    const source = createReplaySource({
+      lines: [line(1, t0), line(2, t0 + 3_600_000), line(3, t0 + 3_600_050)],
+      pace: 'recorded',
+      maxGapMs: 20,
+    })
+    const start = Date.now()
+    const { messages, handler } = collect()
+    await source.start(handler)
+    await source.done
+    expect(messages).toHaveLength(3)
+    expect(Date.now() - start).toBeLessThan(1000)
+  })
+
+  it('loops until stopped', async () => {
+    const source = createReplaySource({ lines: [line(1, 1), line(2, 2)], loop: true })
+    let n = 0
+    await source.start(() => {
+      n++
+    })
+    while (n < 10) await new Promise((r) => setTimeout(r, 1))
+    await source.stop()
+    const stats = await source.done
+    expect(stats.passes).toBeGreaterThanOrEqual(4)
+    const after = n
+    await new Promise((r) => setTimeout(r, 20))
+    expect(n).toBe(after)
+    expect(source.status().state).toBe('closed')
+  })
+
+  it('waits for acks with maxUnacked', async () => {
+    const source = createReplaySource({
+      lines: Array.from({ length: 10 }, (_, i) => line(i, i)),
+      maxUnacked: 3,
+    })
+    const acks: Array<() => void> = []
+    await source.start((_m, ack) => {
+      acks.push(ack)
+    })
+    await new Promise((r) => setTimeout(r, 20))
+    expect(acks).toHaveLength(3)
+    expect(source.stats().unacked).toBe(3)
+    acks[0]!()
+    acks[0]!() // twice is harmless
+    await new Promise((r) => setTimeout(r, 20))
+    expect(acks).toHaveLength(4)
+    for (let i = 0; i < 20 && acks.length < 10; i++) {
+      for (const a of acks) a()
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const stats = await source.done
+    expect(stats.delivered).toBe(10)
+    for (const a of acks) a()
+    expect(source.stats().unacked).toBe(0)
+  })
+
+  it('waits for a handler that returns a promise', async () => {
+    const source = createReplaySource({ lines: [line(1, 1), line(2, 2), line(3, 3)] })
+    const order: string[] = []
+    await source.start(async (m) => {
+      order.push(`start ${m.payload[0]}`)
+      await new Promise((r) => setTimeout(r, 5))
+      order.push(`end ${m.payload[0]}`)
+    })
+    await source.done
+    expect(order).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'end 3'])
+  })
+
+  it('keeps the event loop responsive at max pace', async () => {
+    const lines = Array.from({ length: 20_000 }, (_, i) => line(i, i))
+    const source = createReplaySource({ lines, yieldEvery: 1000 })
+    let ticks = 0
+    const interval = setInterval(() => ticks++, 0)
+    await source.start(() => {})
+    const stats = await source.done
+    clearInterval(interval)
+    expect(stats.delivered).toBe(20_000)
+    expect(ticks).toBeGreaterThan(0)
+  })
+
+  it('stops in the middle of a paced replay and resolves done', async () => {
+    const t0 = 1_700_000_000_000
+    const source = createReplaySource({
+      lines: [line(1, t0), line(2, t0 + 60_000)],
+      pace: 'recorded',
+    })
+    const { messages, handler } = collect()
+    await source.start(handler)
+    await new Promise((r) => setTimeout(r, 20))
+    await source.stop()
+    await source.stop() // idempotent
+    expect(messages).toHaveLength(1)
+    await expect(source.done).resolves.toMatchObject({ delivered: 1 })
+  })
+
+  it('rejects done when the file cannot be read, and validates its options', async () => {
+    const source = createReplaySource({ file: join(dir, 'missing.ndjson') })
+    await source.start(() => {})
+    await expect(source.done).rejects.toThrow(/ENOENT/)
+    expect(source.status()).toMatchObject({
+      state: 'closed',
+      error: expect.stringMatching(/ENOENT/),
+    })
+    expect(() => createReplaySource({})).toThrow(/exactly one of "file" or "lines"/)
+    expect(() => createReplaySource({ lines: [], pace: 0 })).toThrow(/pace/)
+    expect(() => createReplaySource({ lines: [], pace: 'fast' as 'max' })).toThrow(/pace/)
+    expect(() =>
+      createReplaySource({
+        lines: (function* () {
+          yield ''
+        })(),
+        loop: true,
+      }),
+    ).toThrow(/loop/)
+    await expect(createReplaySource({ lines: [] }).start(() => {})).resolves.toBeUndefined()
+    const twice = createReplaySource({ lines: [] })
+    await twice.start(() => {})
+    await expect(twice.start(() => {})).rejects.toThrow(/already started/)
+  })
+})
