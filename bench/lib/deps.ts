@@ -10,14 +10,6 @@ export {
   fromBinary,
   toJson,
 } from '@bufbuild/protobuf'
-export {
-  Mesh,
-  Mqtt,
-  Telemetry,
-} from '@meshtastic/protobufs'
-export { createAesCtr } from '../../packages/core/src/codec/aes-ctr.js'
-export { readEnvelope } from '../../packages/core/src/codec/envelope.js'
-export { compileJsonDecoder } from '../../packages/core/src/codec/proto-json.js'
 export type { ChannelKey, DecodeResult } from '@meshtap/core'
 export {
   createChannelKey,
@@ -27,3 +19,11 @@ export {
 } from '@meshtap/core'
 export type { AppPayload } from '@meshtap/protocol'
 export { PortNum } from '@meshtap/protocol'
+export {
+  Mesh,
+  Mqtt,
+  Telemetry,
+} from '@meshtastic/protobufs'
+export { createAesCtr } from '../../packages/core/src/codec/aes-ctr.js'
+export { readEnvelope } from '../../packages/core/src/codec/envelope.js'
+export { compileJsonDecoder } from '../../packages/core/src/codec/proto-json.js'
