@@ -81,7 +81,10 @@ export interface IngestOptions {
 export interface Ingest {
   /** Initialises the store and starts every source. */
   start(): Promise<void>
-  /** Stops the sources, drains the queue, flushes, closes the store; resolves when nothing is pending. */
+  /**
+   * Refuses new messages, drains the queue and commits every accepted message (acknowledging it
+   * while still connected), stops the sources, closes the store; resolves when nothing is pending.
+   */
   stop(): Promise<void>
   /** Feeds one message directly (as a source would). */
   push(message: RawMessage, ack?: Ack): void
@@ -663,10 +666,13 @@ export function createIngest(options: IngestOptions): Ingest {
     },
     stop() {
       stopPromise ??= (async () => {
-        await Promise.allSettled(sources.map((s) => s.stop()))
+        // Refuse new messages first (unacknowledged: a broker keeps them for the next session),
+        // then commit what was accepted while the sources are still connected, so its
+        // acknowledgements reach the broker; only then disconnect.
         closed = true
-        for (const u of unsubscribers.splice(0)) u()
         await drain()
+        await Promise.allSettled(sources.map((s) => s.stop()))
+        for (const u of unsubscribers.splice(0)) u()
         if (options.closeStore ?? true) await store.close?.()
       })()
       return stopPromise
