@@ -434,7 +434,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     switch (kind) {
       case 'envelope':
       case 'mapreport': {
-        const env = readEnvelope(payload)
+        const env = readEnvelope(payload, parsed?.channelId, parsed?.gatewayId)
         if (!env?.packet) {
           return done(
             fail(

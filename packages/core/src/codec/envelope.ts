@@ -73,16 +73,31 @@ function emptyPacket(): RawMeshPacket {
   }
 }
 
-const latin1 = new TextDecoder('utf-8')
+const utf8 = new TextDecoder('utf-8')
 
-function readString(r: WireReader): string {
+/**
+ * Reads a length-delimited string. When the bytes spell `hint` (the envelope repeats the channel and
+ * gateway of its topic), returns `hint` itself instead of building a new string.
+ */
+function readString(r: WireReader, hint: string | undefined): string {
   const start = readLengthDelimited(r)
   if (start < 0) return ''
   const end = r.pos
+  const buf = r.buf
+  if (hint !== undefined && hint.length === end - start) {
+    let same = true
+    for (let i = 0; i < hint.length; i++) {
+      if (hint.charCodeAt(i) !== buf[start + i]) {
+        same = false
+        break
+      }
+    }
+    if (same) return hint
+  }
   let s = ''
   for (let i = start; i < end; i++) {
-    const c = r.buf[i] as number
-    if (c >= 0x80) return latin1.decode(r.buf.subarray(start, end))
+    const c = buf[i] as number
+    if (c >= 0x80) return utf8.decode(buf.subarray(start, end))
     s += String.fromCharCode(c)
   }
   return s
@@ -205,8 +220,15 @@ export function readMeshPacket(
   return readMeshPacketInto(wireReader(buf, start, end), p) ? p : undefined
 }
 
-/** Reads a `ServiceEnvelope`; `undefined` when it is not valid protobuf. @internal */
-export function readEnvelope(buf: Uint8Array): RawEnvelope | undefined {
+/**
+ * Reads a `ServiceEnvelope`; `undefined` when it is not valid protobuf. `channelHint` and
+ * `gatewayHint` (from the topic) let equal strings be reused rather than rebuilt. @internal
+ */
+export function readEnvelope(
+  buf: Uint8Array,
+  channelHint?: string,
+  gatewayHint?: string,
+): RawEnvelope | undefined {
   const r = wireReader(buf)
   const env: RawEnvelope = { packet: undefined, channelId: '', gatewayId: '' }
   while (r.pos < r.end) {
@@ -222,9 +244,8 @@ export function readEnvelope(buf: Uint8Array): RawEnvelope | undefined {
       if (!readMeshPacketInto(wireReader(buf, start, r.pos), env.packet)) return undefined
     } else if (field === 2 || field === 3) {
       if (wt !== 2) return undefined
-      const s = readString(r)
-      if (field === 2) env.channelId = s
-      else env.gatewayId = s
+      if (field === 2) env.channelId = readString(r, channelHint)
+      else env.gatewayId = readString(r, gatewayHint)
     } else {
       if (field === 0) return undefined
       skipField(r, wt)
