@@ -125,6 +125,7 @@ describe.each(brokers)('ingest through $name', ({ v5, url: getUrl }) => {
     expect(counts.receptions).toBe(t.messages.length)
     const c = ingest.metrics().counters
     expect(c.duplicates).toBe(t.messages.length - t.packets)
+    expect(c.packets).toBe(t.packets)
     expect(c.dropped).toBe(0)
   })
 

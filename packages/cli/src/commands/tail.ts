@@ -1,16 +1,19 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
-import {
-  type ChannelKeyInput,
-  createChannelKey,
-  createCodec,
-  parseChannelKeySpec,
-} from '@meshtap/core'
-import { createMqttSource, type MqttSource, type MqttSourceStatus } from '@meshtap/core/mqtt'
+import { type ChannelKeyInput, createCodec } from '@meshtap/core'
+import type { MqttSource } from '@meshtap/core/mqtt'
 import { type RawMessage, toCaptureLine } from '@meshtap/protocol'
 import type { CliIo } from '../cli.js'
 import { describeResult } from '../describe.js'
 import { toDecodeLine } from '../format.js'
+import {
+  BROKER_FLAGS,
+  parseKeys,
+  positiveInt,
+  sourceFromFlags,
+  statusLine,
+  usageFailure,
+} from './options.js'
 
 /** The usage text of `meshtap tail`. */
 export const TAIL_USAGE = `Usage: meshtap tail --url URL --topic FILTER [--topic FILTER…] [options]
@@ -38,48 +41,6 @@ Example (the public Meshtastic broker; it refuses msh/#, use a region):
 export interface TailRunOptions {
   /** Stops the tail like SIGINT does. */
   signal?: AbortSignal
-}
-
-class TailUsageError extends Error {}
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new TailUsageError(`${flag} must be a positive integer, not "${value}"`)
-  }
-  return n
-}
-
-function parseKeys(specs: string[] | undefined): ChannelKeyInput[] {
-  return (specs ?? []).map((spec) => {
-    try {
-      const key = parseChannelKeySpec(spec)
-      createChannelKey(key)
-      return key
-    } catch (e) {
-      throw new TailUsageError(`--key: ${(e as Error).message}`)
-    }
-  })
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`
-}
-
-function statusLine(s: MqttSourceStatus, topics: string[]): string | undefined {
-  switch (s.state) {
-    case 'connecting':
-      return s.attempt ? undefined : `connecting to ${s.endpoint} …`
-    case 'connected':
-      return `connected to ${s.endpoint} (${topics.join(', ')})${s.error ? `, but ${s.error}` : ''}`
-    case 'reconnecting':
-      return `reconnecting in ${seconds(s.retryInMs ?? 0)}: ${s.error ?? 'connection lost'}`
-    case 'offline':
-      return `refused by ${s.endpoint}: ${s.error ?? 'unknown reason'}; retrying in ${seconds(s.retryInMs ?? 0)}`
-    default:
-      return undefined
-  }
 }
 
 function openAppend(file: string): Promise<WriteStream> {
@@ -130,14 +91,10 @@ export async function runTail(
     const { values } = parseArgs({
       args,
       options: {
-        url: { type: 'string' },
-        topic: { type: 'string', multiple: true },
+        ...BROKER_FLAGS,
         key: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         'raw-out': { type: 'string' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        qos: { type: 'string' },
         count: { type: 'string' },
         'idle-exit-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -149,42 +106,14 @@ export async function runTail(
       io.stdout.write(`${TAIL_USAGE}\n`)
       return 0
     }
-    if (!values.url) throw new TailUsageError('--url is required')
-    topics = values.topic ?? []
-    if (topics.length === 0) throw new TailUsageError('at least one --topic is required')
-    if (values.qos !== undefined && values.qos !== '0' && values.qos !== '1') {
-      throw new TailUsageError(`--qos must be 0 or 1, not "${values.qos}"`)
-    }
     json = values.json ?? false
     rawOutFile = values['raw-out']
     count = positiveInt(values.count, '--count')
     idleMs = positiveInt(values['idle-exit-ms'], '--idle-exit-ms')
     keys = parseKeys(values.key)
-    try {
-      source = createMqttSource({
-        name: 'tail',
-        brokers: [
-          {
-            url: values.url,
-            topics,
-            qos: values.qos === '1' ? 1 : 0,
-            ...(values.username !== undefined ? { username: values.username } : {}),
-            ...(values.password !== undefined ? { password: values.password } : {}),
-          },
-        ],
-      })
-    } catch (e) {
-      throw new TailUsageError(
-        (e as Error).message.replace(/^createMqttSource: brokers\[0\]\./, '--'),
-      )
-    }
+    ;({ source, topics } = sourceFromFlags('tail', values))
   } catch (e) {
-    const error = e as Error & { code?: string }
-    if (e instanceof TailUsageError || error.code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr.write(`meshtap tail: ${error.message}\n\n${TAIL_USAGE}\n`)
-      return 2
-    }
-    throw e
+    return usageFailure('tail', TAIL_USAGE, e, io)
   }
 
   let rawOut: WriteStream | undefined

@@ -25,6 +25,8 @@ export interface MetricsSnapshot {
     /** Messages that failed to decode, in total and by code. */
     failed: number
     failedByCode: Record<DecodeErrorCode, number>
+    /** Logical packets accepted: first copies, decoded or kept undecoded. */
+    packets: number
     /** Copies of packets already seen (each also counted as a reception). */
     duplicates: number
     /** Receptions recorded (every copy, including first copies). */
@@ -126,6 +128,7 @@ export function createMetrics() {
     decoded: 0,
     failed: 0,
     failedByCode: zeros(DECODE_ERROR_CODES),
+    packets: 0,
     duplicates: 0,
     receptions: 0,
     rateLimited: 0,
@@ -177,6 +180,7 @@ export function toPrometheus(s: MetricsSnapshot, prefix = 'meshtap_'): string {
   for (const [code, n] of Object.entries(c.failedByCode)) {
     counter('decode_failures_total', 'Messages that failed to decode, by code.', n, { code })
   }
+  counter('packets_total', 'Logical packets accepted (first copies).', c.packets)
   counter('duplicates_total', 'Copies of packets already seen.', c.duplicates)
   counter('receptions_total', 'Receptions recorded (every gateway copy).', c.receptions)
   counter(

@@ -336,6 +336,7 @@ export function createIngest(options: IngestOptions): Ingest {
     const reception = receptionOf(p, key, receivedAt, source)
     m.receptions++
     if (!enqueue({ packet: stored, reception, ack, receivedAt, priority })) return
+    m.packets++
     emit('packet', { packet: stored, reception })
     nodeUpdate(cache.applyPacket(p, receivedAt))
     nodeUpdate(cache.applyReception(p.from, reception))
@@ -434,6 +435,7 @@ export function createIngest(options: IngestOptions): Ingest {
       const reception = receptionOf(f.packet, key, receivedAt, message.source)
       m.receptions++
       if (enqueue({ undecoded, reception, ack, receivedAt, priority: 3 })) {
+        m.packets++
         emit('undecoded', { undecoded })
         nodeUpdate(cache.applyReception(h.from ?? 0, reception))
       }
@@ -600,6 +602,7 @@ export function createIngest(options: IngestOptions): Ingest {
         decoded: m.decoded,
         failed: m.failed,
         failedByCode: { ...m.failedByCode },
+        packets: m.packets,
         duplicates: m.duplicates,
         receptions: m.receptions,
         rateLimited: m.rateLimited,
