@@ -1,11 +1,4 @@
-export type {
-  GatewayHearing,
-  NodeCache,
-  NodeCacheOptions,
-  NodeField,
-  NodePosition,
-  NodeState,
-} from './cache/node-cache.js'
+export type { NodeCache, NodeCacheOptions } from './cache/node-cache.js'
 export * from './codec/index.js'
 export type { DedupOptions } from './dedup/dedup-cache.js'
 export type { IngestErrorCode } from './errors.js'

@@ -3,7 +3,19 @@ export type { CaptureRecord } from './capture.js'
 export { parseCaptureLine, toCaptureLine } from './capture.js'
 export type { DecodeError, DecodeErrorCode } from './decode-error.js'
 export { DECODE_ERROR_CODES } from './decode-error.js'
+export type {
+  DropEvent,
+  FlushEvent,
+  LiveEvents,
+  LiveSource,
+  NodeUpdateEvent,
+  PacketEvent,
+  PriorityLevel,
+  ReceptionEvent,
+  UndecodedEvent,
+} from './events.js'
 export { BROADCAST_NUM, isBroadcast, nodeIdFromNum, nodeNumFromId, toUint32 } from './node-id.js'
+export type { GatewayHearing, NodeField, NodePosition, NodeState } from './node-state.js'
 export type {
   AppPayload,
   DataInfo,

@@ -1,4 +1,10 @@
-import { PortNum, type RawMessage, type Store, type WriteBatch } from '@meshtap/protocol'
+import {
+  type LiveSource,
+  PortNum,
+  type RawMessage,
+  type Store,
+  type WriteBatch,
+} from '@meshtap/protocol'
 import { describe, expect, it, vi } from 'vitest'
 import { createCodec } from '../codec/decode.js'
 import { type EncodeEnvelopeInput, encodeEnvelope } from '../codec/encode.js'
@@ -392,5 +398,14 @@ describe('createIngest', () => {
 
   it('reports a bad option clearly', () => {
     expect(() => createIngest({} as never)).toThrow(/store.*required/)
+  })
+})
+
+describe('Ingest as a LiveSource', () => {
+  it('is what servers and UIs consume (structurally, no dependency on core)', () => {
+    const ingest = createIngest({ store: createMemoryStore() })
+    const live: LiveSource = ingest
+    expect(typeof live.on).toBe('function')
+    expect(live.cache.list()).toEqual([])
   })
 })

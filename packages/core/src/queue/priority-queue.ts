@@ -1,10 +1,10 @@
-import { PortNum } from '@meshtap/protocol'
+import { PortNum, type PriorityLevel } from '@meshtap/protocol'
 
 /** Priority levels, most important first. */
-export const PRIORITY_LEVELS = ['critical', 'high', 'medium', 'low'] as const
+export const PRIORITY_LEVELS: readonly PriorityLevel[] = ['critical', 'high', 'medium', 'low']
 
 /** A priority level name. */
-export type PriorityLevel = (typeof PRIORITY_LEVELS)[number]
+export type { PriorityLevel }
 
 const CRITICAL = new Set<number>([
   PortNum.TEXT_MESSAGE_APP,
