@@ -170,7 +170,11 @@ describe.each(brokers)('ingest through $name', ({ v5, url: getUrl }) => {
     const proxy = await startTcpProxy(b.url)
     cleanups.push(() => proxy.close())
     // A store that never commits: the crashed collector acknowledges nothing.
-    const stuck: Store = { ...createMemoryStore(), writeBatch: () => new Promise(() => {}) }
+    const stuck: Store = {
+      ...createMemoryStore(),
+      writeBatchSync: undefined,
+      writeBatch: () => new Promise(() => {}),
+    }
     const crashed = collector(proxy.url, root, clientId, stuck, v5)
     await crashed.start()
     cleanups.push(() => Promise.race([crashed.stop(), sleep(200)]))

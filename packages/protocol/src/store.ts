@@ -90,6 +90,14 @@ export interface Store {
   /** Prepares the store (migrations, statements). Called once before the first write. */
   init?(): Promise<void>
   writeBatch(batch: WriteBatch): Promise<void>
+  /**
+   * The same as `writeBatch`, for stores that commit synchronously (an embedded database). When a
+   * store has it, the pipeline writes full batches at once, even while a broker is handing over a
+   * long burst of messages in one uninterrupted run of callbacks (when no timer or promise runs).
+   * Throws what `writeBatch` would reject with. A wrapper that overrides `writeBatch` must
+   * override or drop this too, or the pipeline will bypass it.
+   */
+  writeBatchSync?(batch: WriteBatch): void
   /** Reads one packet by key. */
   getPacket(key: PacketKey): Promise<StoredPacket | undefined>
   /** The receptions of one packet, in arrival order. */

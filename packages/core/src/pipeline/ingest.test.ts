@@ -49,6 +49,7 @@ function gatedStore() {
   const writes: WriteBatch[] = []
   const store: Store = {
     ...inner,
+    writeBatchSync: undefined,
     name: 'gated',
     async writeBatch(batch) {
       await gate
@@ -206,6 +207,77 @@ describe('createIngest', () => {
     expect(ingest.metrics().counters.written).toBe(10)
   })
 
+  it('sheds the copies of a packet whose first record was shed: no reception without its packet', async () => {
+    const gated = gatedStore()
+    const ingest = createIngest({
+      store: gated.store,
+      queueCapacity: 4,
+      rateLimit: false,
+      batch: { maxDelayMs: 5 },
+    })
+    const drops: DropEvent[] = []
+    ingest.on('drop', (d) => drops.push(d))
+    await ingest.start()
+    const pax = (id: number, g: number) =>
+      msg({ from: 0x100, id, portnum: PortNum.PAXCOUNTER_APP, payload: { wifi: 1 } }, g)
+    ingest.push(pax(1, 1)) // low: first record of packet 1
+    ingest.push(pax(1, 2)) // its copy
+    ingest.push(pax(2, 1))
+    ingest.push(pax(2, 2)) // queue full (4)
+    ingest.push(msg({ from: 0x200, id: 9 })) // critical: evicts packet 1's first record…
+    ingest.push(pax(1, 3)) // …so a later copy of packet 1 goes with it (acknowledged, not stored)
+    gated.release()
+    await ingest.stop()
+    const keys = [...gated.inner.packets.keys()]
+    expect(keys.sort()).toEqual(['256:2', '512:9'])
+    expect(await gated.inner.getReceptions('256:1')).toEqual([]) // the queued copy was shed at write time
+    expect(drops.filter((d) => d.reason === 'queue-full').map((d) => d.key)).toEqual([
+      '256:1',
+      '256:1',
+      '256:1',
+    ])
+  })
+
+  it('writes a store that commits synchronously even during an uninterrupted burst', async () => {
+    const store = createMemoryStore()
+    const ingest = createIngest({
+      store,
+      queueCapacity: 2000,
+      rateLimit: false,
+      batch: { maxRecords: 500, maxDelayMs: 1000 },
+    })
+    await ingest.start()
+    // 20,000 messages in one synchronous run: no timer, immediate or promise can fire meanwhile.
+    for (let i = 1; i <= 20_000; i++) ingest.push(msg({ from: 0x300 + (i % 100), id: i }))
+    expect(ingest.metrics().counters.dropped).toBe(0)
+    expect(ingest.metrics().counters.written).toBeGreaterThanOrEqual(19_500)
+    await ingest.stop()
+    expect((await store.counts()).packets).toBe(20_000)
+  })
+
+  it('keys map reports by the gateway time when there is one, so a fast replay keeps them apart', async () => {
+    const store = createMemoryStore()
+    const ingest = createIngest({ store })
+    await ingest.start()
+    const report = (rxTime: number) => ({
+      topic: 'msh/US/2/map/',
+      payload: encodeEnvelope({
+        from: 0xa0c0ffee,
+        id: 0,
+        rxTime,
+        gatewayId: '!a0c0ffee',
+        encrypt: false,
+        portnum: PortNum.MAP_REPORT_APP,
+        payload: { longName: 'GW' },
+      }),
+      receivedAt: T0, // replayed: all at once
+    })
+    ingest.push(report(1_764_288_000))
+    ingest.push(report(1_764_291_600)) // an hour later by the gateway's clock
+    await ingest.stop()
+    expect((await store.counts()).packets).toBe(2)
+  })
+
   it('acknowledges a message only after its batch is committed', async () => {
     const gated = gatedStore()
     const ingest = createIngest({ store: gated.store, batch: { maxDelayMs: 1 } })
@@ -247,6 +319,7 @@ describe('createIngest', () => {
     let failures = 2
     const store: Store = {
       ...inner,
+      writeBatchSync: undefined,
       async writeBatch(b) {
         if (failures-- > 0)
           throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
@@ -267,6 +340,7 @@ describe('createIngest', () => {
   it('drops (counted, acked) a batch whose error persists after maxAttempts', async () => {
     const store: Store = {
       ...createMemoryStore(),
+      writeBatchSync: undefined,
       async writeBatch() {
         throw new Error('constraint failed')
       },

@@ -4,6 +4,7 @@ import {
   type PacketKey,
   type PartialPacket,
   PortNum,
+  type PriorityLevel,
   type RawMessage,
   type Reception,
   type Source,
@@ -109,6 +110,8 @@ interface QueueItem {
   ack: Ack | undefined
   receivedAt: number
   priority: number
+  /** The logical packet's dedup entry: when its first record is shed, its copies go with it. */
+  entry: DedupEntry | undefined
 }
 
 const TRANSIENT_CODES = new Set([
@@ -231,6 +234,8 @@ export function createIngest(options: IngestOptions): Ingest {
   let timer: ReturnType<typeof setTimeout> | undefined
   let immediate: ReturnType<typeof setImmediate> | undefined
   let writing: Promise<void> | undefined
+  let writingSync = false
+  const writeSync = store.writeBatchSync?.bind(store)
 
   function emit<E extends keyof IngestEvents>(event: E, payload: IngestEvents[E]): void {
     if (emitter.listenerCount(event) === 0) return
@@ -263,32 +268,27 @@ export function createIngest(options: IngestOptions): Ingest {
     if (emitter.listenerCount('nodeUpdate') > 0) emit('nodeUpdate', update)
   }
 
+  /** Sheds a queued or refused record; a packet's first record takes its later copies with it. */
+  function shed(item: QueueItem, priority: number): void {
+    if ((item.packet || item.undecoded) && item.entry) item.entry.fate = 'dropped'
+    drop(
+      {
+        reason: 'queue-full',
+        count: 1,
+        key: item.reception.packetKey,
+        priority: PRIORITY_LEVELS[priority] as PriorityLevel,
+      },
+      item.ack,
+    )
+  }
+
   function enqueue(item: QueueItem): boolean {
     const res = queue.push(item, item.priority)
     if (!res.accepted) {
-      drop(
-        {
-          reason: 'queue-full',
-          count: 1,
-          key: item.reception.packetKey,
-          priority: PRIORITY_LEVELS[item.priority],
-        },
-        item.ack,
-      )
+      shed(item, item.priority)
       return false
     }
-    if (res.evicted) {
-      const ev = res.evicted.item
-      drop(
-        {
-          reason: 'queue-full',
-          count: 1,
-          key: ev.reception.packetKey,
-          priority: PRIORITY_LEVELS[res.evicted.priority],
-        },
-        ev.ack,
-      )
-    }
+    if (res.evicted) shed(res.evicted.item, res.evicted.priority)
     scheduleFlush()
     return true
   }
@@ -324,18 +324,19 @@ export function createIngest(options: IngestOptions): Ingest {
       return
     }
     const priority = priorityOf(p.portnum)
-    dedup.set(key, {
+    const entry: DedupEntry = {
       portnum: p.portnum,
       fate: 'accepted',
       hasBitfield: p.bitfield !== undefined,
       firstSeen: t,
       copies: 1,
       priority,
-    })
+    }
+    dedup.set(key, entry)
     const stored: StoredPacket = { key, packet: p, receivedAt }
     const reception = receptionOf(p, key, receivedAt, source)
     m.receptions++
-    if (!enqueue({ packet: stored, reception, ack, receivedAt, priority })) return
+    if (!enqueue({ packet: stored, reception, ack, receivedAt, priority, entry })) return
     m.packets++
     emit('packet', { packet: stored, reception })
     nodeUpdate(cache.applyPacket(p, receivedAt))
@@ -386,7 +387,7 @@ export function createIngest(options: IngestOptions): Ingest {
     if (view.result?.ok) {
       const p = view.result.value
       m.decoded++
-      const key = packetKeyOf(p.from, p.id, receivedAt, bucketMs)
+      const key = packetKeyOf(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, bucketMs)
       if (dedup.get(key, t)) {
         duplicate(
           key,
@@ -406,7 +407,12 @@ export function createIngest(options: IngestOptions): Ingest {
       ack?.()
       return
     }
-    const key = packetKeyOf(h.from ?? 0, h.id ?? 0, receivedAt, bucketMs)
+    const key = packetKeyOf(
+      h.from ?? 0,
+      h.id ?? 0,
+      h.rxTime ? h.rxTime * 1000 : receivedAt,
+      bucketMs,
+    )
     const entry = dedup.get(key, t)
     if (entry) {
       duplicate(key, entry, h, receivedAt, message.source, ack, view)
@@ -423,18 +429,19 @@ export function createIngest(options: IngestOptions): Ingest {
     m.failedByCode[f.error.code]++
     const code = f.error.code
     if (keepUndecoded && (code === 'NO_MATCHING_KEY' || code === 'PKI_ENCRYPTED')) {
-      dedup.set(key, {
+      const entry: DedupEntry = {
         portnum: -1,
         fate: 'undecoded',
         hasBitfield: false,
         firstSeen: t,
         copies: 1,
         priority: 3,
-      })
+      }
+      dedup.set(key, entry)
       const undecoded: UndecodedPacket = { key, failure: f, receivedAt }
       const reception = receptionOf(f.packet, key, receivedAt, message.source)
       m.receptions++
-      if (enqueue({ undecoded, reception, ack, receivedAt, priority: 3 })) {
+      if (enqueue({ undecoded, reception, ack, receivedAt, priority: 3, entry })) {
         m.packets++
         emit('undecoded', { undecoded })
         nodeUpdate(cache.applyReception(h.from ?? 0, reception))
@@ -480,7 +487,7 @@ export function createIngest(options: IngestOptions): Ingest {
       }
     }
     m.receptions++
-    if (enqueue({ reception, ack, receivedAt, priority: entry.priority })) {
+    if (enqueue({ reception, ack, receivedAt, priority: entry.priority, entry })) {
       emit('reception', { reception })
       const from = h.from ?? 0
       nodeUpdate(cache.applyReception(from, reception))
@@ -493,7 +500,11 @@ export function createIngest(options: IngestOptions): Ingest {
   function scheduleFlush(): void {
     if (writing) return
     if (queue.size >= maxRecords) {
-      if (!immediate) immediate = setImmediate(runFlush)
+      // A store that commits synchronously (SQLite, memory) is written to right here: a broker
+      // can hand over thousands of messages in one uninterrupted run of callbacks (mqtt.js parses a
+      // whole socket read in a process.nextTick chain), during which no timer or promise runs.
+      if (writeSync && !writingSync) flushSync()
+      else if (!immediate) immediate = setImmediate(runFlush)
     } else if (!timer) {
       timer = setTimeout(runFlush, maxDelayMs)
     }
@@ -511,44 +522,93 @@ export function createIngest(options: IngestOptions): Ingest {
     })
   }
 
+  /** Synchronous writes of full batches; a failure hands the batch to the async retry loop. */
+  function flushSync(): void {
+    writingSync = true
+    try {
+      while (queue.size >= maxRecords && !writing) {
+        const prepared = prepare(queue.take(maxRecords))
+        if (!prepared) continue
+        const started = performance.now()
+        try {
+          ;(writeSync as (b: WriteBatch) => void)(prepared.batch)
+        } catch (cause) {
+          writing = retryItems(prepared, cause).finally(() => {
+            writing = undefined
+            if (queue.size > 0 && !stopPromise) scheduleFlush()
+          })
+          return
+        }
+        committed(prepared, performance.now() - started, 1)
+      }
+    } finally {
+      writingSync = false
+    }
+  }
+
   /** Writes batches; with `all`, until the queue is empty, else while full batches are waiting. */
   async function writeLoop(all: boolean): Promise<void> {
     do {
       const items = queue.take(maxRecords)
       if (items.length === 0) return
-      await writeItems(items)
+      const prepared = prepare(items)
+      if (prepared) await retryItems(prepared, undefined)
     } while (queue.size >= maxRecords || (all && queue.size > 0))
   }
 
-  async function writeItems(items: QueueItem[]): Promise<void> {
+  interface Prepared {
+    items: QueueItem[]
+    batch: WriteBatch
+  }
+
+  /**
+   * Builds the batch. Copies whose packet was shed from the queue are shed too (counted), so no
+   * reception is stored without its packet.
+   */
+  function prepare(all: QueueItem[]): Prepared | undefined {
+    const items: QueueItem[] = []
     const packets: StoredPacket[] = []
     const receptions: Reception[] = []
     const undecoded: UndecodedPacket[] = []
-    for (const it of items) {
+    for (const it of all) {
+      if (!it.packet && !it.undecoded && it.entry?.fate === 'dropped') {
+        shed(it, it.priority)
+        continue
+      }
+      items.push(it)
       if (it.packet) packets.push(it.packet)
       if (it.undecoded) undecoded.push(it.undecoded)
       receptions.push(it.reception)
     }
-    const batch: WriteBatch = { packets, receptions, undecoded }
+    return items.length === 0 ? undefined : { items, batch: { packets, receptions, undecoded } }
+  }
+
+  function committed(p: Prepared, durationMs: number, attempt: number): void {
+    const t = now()
+    m.written += p.items.length
+    m.batches++
+    for (const it of p.items) {
+      m.commitLatency.observe(t - it.receivedAt)
+      it.ack?.()
+    }
+    emit('flush', {
+      packets: p.batch.packets.length,
+      receptions: p.batch.receptions.length,
+      undecoded: p.batch.undecoded.length,
+      durationMs,
+      attempt,
+    })
+  }
+
+  /** Writes a batch, retrying; `failed` is the error of a first (synchronous) attempt, if any. */
+  async function retryItems(p: Prepared, failed: unknown): Promise<void> {
+    const items = p.items
     for (let attempt = 1; ; attempt++) {
       const started = performance.now()
       try {
-        await store.writeBatch(batch)
-        const durationMs = performance.now() - started
-        const t = now()
-        m.written += items.length
-        m.batches++
-        for (const it of items) {
-          m.commitLatency.observe(t - it.receivedAt)
-          it.ack?.()
-        }
-        emit('flush', {
-          packets: packets.length,
-          receptions: receptions.length,
-          undecoded: undecoded.length,
-          durationMs,
-          attempt,
-        })
+        if (attempt === 1 && failed !== undefined) throw failed
+        await store.writeBatch(p.batch)
+        committed(p, performance.now() - started, attempt)
         return
       } catch (cause) {
         m.writeErrors++
@@ -568,7 +628,7 @@ export function createIngest(options: IngestOptions): Ingest {
           m.dropped += items.length
           m.droppedByReason['store-failed'] += items.length
           for (const it of items)
-            m.droppedByPriority[PRIORITY_LEVELS[it.priority] as (typeof PRIORITY_LEVELS)[number]]++
+            m.droppedByPriority[PRIORITY_LEVELS[it.priority] as PriorityLevel]++
           emit('drop', { reason: 'store-failed', count: items.length })
           for (const it of items) it.ack?.()
           return

@@ -46,6 +46,37 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
   const check = () => {
     if (closed) throw new IngestError('STORE_CLOSED', `[${name}] the store is closed`)
   }
+  function write(batch: WriteBatch): void {
+    check()
+    // Validate first so a bad batch changes nothing (all or nothing).
+    for (const p of batch.packets) {
+      if (typeof p.key !== 'string') throw new TypeError(`[${name}] a packet without a key`)
+    }
+    for (const r of batch.receptions) {
+      if (typeof r.packetKey !== 'string') {
+        throw new TypeError(`[${name}] a reception without a packetKey`)
+      }
+    }
+    const copy = structuredClone(batch)
+    for (const p of copy.packets) if (!packets.has(p.key)) packets.set(p.key, p)
+    for (const r of copy.receptions) {
+      let list = receptions.get(r.packetKey)
+      if (!list) {
+        list = new Map()
+        receptions.set(r.packetKey, list)
+      }
+      const id = receptionId(r)
+      if (!list.has(id)) {
+        list.set(id, r)
+        receptionCount++
+      }
+    }
+    for (const u of copy.undecoded) {
+      const id = `${u.key}\u0000${u.failure.packet.gatewayId ?? ''}`
+      if (!undecoded.has(id)) undecoded.set(id, u)
+    }
+  }
+
   return {
     name,
     packets,
@@ -56,34 +87,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       check()
     },
     async writeBatch(batch: WriteBatch) {
-      check()
-      // Validate first so a bad batch changes nothing (all or nothing).
-      for (const p of batch.packets) {
-        if (typeof p.key !== 'string') throw new TypeError(`[${name}] a packet without a key`)
-      }
-      for (const r of batch.receptions) {
-        if (typeof r.packetKey !== 'string')
-          throw new TypeError(`[${name}] a reception without a packetKey`)
-      }
-      const copy = structuredClone(batch)
-      for (const p of copy.packets) if (!packets.has(p.key)) packets.set(p.key, p)
-      for (const r of copy.receptions) {
-        let list = receptions.get(r.packetKey)
-        if (!list) {
-          list = new Map()
-          receptions.set(r.packetKey, list)
-        }
-        const id = receptionId(r)
-        if (!list.has(id)) {
-          list.set(id, r)
-          receptionCount++
-        }
-      }
-      for (const u of copy.undecoded) {
-        const id = `${u.key}\u0000${u.failure.packet.gatewayId ?? ''}`
-        if (!undecoded.has(id)) undecoded.set(id, u)
-      }
+      write(batch)
     },
+    writeBatchSync: write,
     async getPacket(key) {
       const p = packets.get(key)
       return p === undefined ? undefined : structuredClone(p)
