@@ -231,11 +231,12 @@ describe('createIngest', () => {
     const keys = [...gated.inner.packets.keys()]
     expect(keys.sort()).toEqual(['256:2', '512:9'])
     expect(await gated.inner.getReceptions('256:1')).toEqual([]) // the queued copy was shed at write time
+    // shed: the first record (evicted) and its queued copy (at write time)
     expect(drops.filter((d) => d.reason === 'queue-full').map((d) => d.key)).toEqual([
       '256:1',
       '256:1',
-      '256:1',
     ])
+    expect(ingest.metrics().counters.duplicates).toBe(3)
   })
 
   it('writes a store that commits synchronously even during an uninterrupted burst', async () => {
