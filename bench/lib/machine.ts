@@ -50,13 +50,14 @@ export interface BusyProbe {
   stop(): BusySample | undefined
 }
 
-interface StatTotals {
+/** Jiffies of the whole machine: busy and total (busy + idle + iowait). */
+export interface StatTotals {
   busy: number
   total: number
 }
 
 /** Jiffies from the aggregate `cpu` line of /proc/stat, or undefined off Linux. */
-function readProcStat(): StatTotals | undefined {
+export function readProcStat(): StatTotals | undefined {
   let text: string
   try {
     text = readFileSync('/proc/stat', 'utf8')
