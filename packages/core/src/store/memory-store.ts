@@ -28,8 +28,8 @@ function receptionId(r: Reception): string {
 }
 
 /**
- * The reference {@link Store}: everything in memory, structured-cloned on write so callers cannot
- * mutate what was stored. For tests, benchmarks and short-lived tools; it is unbounded. After
+ * The reference {@link Store}: everything in memory. Records are kept as written (do not change
+ * them afterwards); reads return structured clones. For tests, benchmarks and short-lived tools; it is unbounded. After
  * `close()` writes reject but reads still answer (the data is still in memory).
  *
  * @example
@@ -57,7 +57,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
         throw new TypeError(`[${name}] a reception without a packetKey`)
       }
     }
-    const copy = structuredClone(batch)
+    // The batch is kept as given (no copy: cloning cost more than the rest of the pipeline); the
+    // pipeline never changes a record after handing it over. Reads return copies.
+    const copy = batch
     for (const p of copy.packets) if (!packets.has(p.key)) packets.set(p.key, p)
     for (const r of copy.receptions) {
       let list = receptions.get(r.packetKey)
