@@ -1,7 +1,8 @@
 import type { Readable, Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { type ChannelKeyInput, createChannelKey, parseChannelKeySpec } from '@meshtap/core'
 import { runDecode } from './commands/decode.js'
+import { runIngest } from './commands/ingest.js'
+import { CommandUsageError, parseKeys } from './commands/options.js'
 import { runSimulate } from './commands/simulate.js'
 import { runTail } from './commands/tail.js'
 
@@ -36,25 +37,15 @@ Commands:
            Options: --url URL and/or --out FILE, --count C, --rate R (0 = as fast as possible),
                     --seed S, --nodes N, --gateways G, --root R, --qos 0|1, --key NAME=PSK
                     (meshtap simulate --help for all)
+  ingest   A headless collector into SQLite: --url URL --topic FILTER… --db PATH [--key NAME=PSK…]
+           [--qos 0|1 --client-id ID --persistent] [--share GROUP] [--idle-exit-ms MS];
+           SIGINT/SIGTERM flush and exit 0, printing one JSON line of final counters
+           (meshtap ingest --help for all)
   tail     Subscribe to an MQTT broker and print each message decoded, one line each.
            Options: --url URL --topic FILTER… [--key NAME=PSK…] [--json] [--raw-out FILE]
                     [--username U --password P] [--qos 0|1] [--count N] [--idle-exit-ms MS]
 
 Run "meshtap <command> --help" for a command's options.`
-
-function parseKeys(specs: string[] | undefined): ChannelKeyInput[] {
-  const keys: ChannelKeyInput[] = []
-  for (const spec of specs ?? []) {
-    try {
-      const key = parseChannelKeySpec(spec)
-      createChannelKey(key)
-      keys.push(key)
-    } catch (e) {
-      throw new UsageError(`--key: ${(e as Error).message}`)
-    }
-  }
-  return keys
-}
 
 function decodeFormat(
   format: string | undefined,
@@ -99,6 +90,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       }
       case 'tail':
         return await runTail(rest, io)
+      case 'ingest':
+        return await runIngest(rest, io)
       case 'simulate':
         return await runSimulate(rest, io)
       case undefined:
@@ -112,7 +105,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
   } catch (e) {
     const error = e as Error & { code?: string }
-    if (e instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      e instanceof UsageError ||
+      e instanceof CommandUsageError ||
+      error.code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       io.stderr.write(`meshtap: ${error.message}\n\n${USAGE}\n`)
       return 2
     }

@@ -74,3 +74,5 @@ export type {
   UndecodedPacket,
   WriteBatch,
 } from './store.js'
+export * from './queries.js'
+export * from './wire.js'

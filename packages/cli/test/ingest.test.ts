@@ -1,0 +1,103 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { createMeshSimulator } from '@meshtap/core'
+import { startAedes } from '@meshtap/core/testing'
+import { createSqliteStore } from '@meshtap/sqlite-store'
+import { connectAsync } from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CliIo } from '../src/cli.js'
+import { runIngest } from '../src/commands/ingest.js'
+
+let broker: Awaited<ReturnType<typeof startAedes>>
+let dir: string
+beforeAll(async () => {
+  broker = await startAedes()
+  dir = await mkdtemp(join(tmpdir(), 'meshtap-ingest-'))
+})
+afterAll(async () => {
+  await broker.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+function io() {
+  const stdout = new PassThrough()
+  const stderr = new PassThrough()
+  let out = ''
+  let err = ''
+  stdout.on('data', (d) => {
+    out += d
+  })
+  stderr.on('data', (d) => {
+    err += d
+  })
+  return {
+    io: { stdin: new PassThrough(), stdout, stderr } as CliIo,
+    out: () => out,
+    err: () => err,
+  }
+}
+
+describe('meshtap ingest', () => {
+  it('stores every packet once and every copy as a reception, then prints the final counters', async () => {
+    const db = join(dir, 'mesh.db')
+    const root = `msh/test${Math.random().toString(16).slice(2, 8)}`
+    const sim = createMeshSimulator({ seed: 5, root, nodes: 20, gateways: 4 })
+    const messages = sim.take(400)
+    const packets = new Set(messages.map((m) => m.packetKey)).size
+    const o = io()
+    const run = runIngest(
+      [
+        '--url',
+        broker.url,
+        '--topic',
+        `${root}/#`,
+        '--db',
+        db,
+        '--idle-exit-ms',
+        '600',
+        '--no-rate-limit',
+      ],
+      o.io,
+    )
+    await new Promise((r) => setTimeout(r, 300))
+    const pub = await connectAsync(broker.url)
+    for (const m of messages) await pub.publishAsync(m.topic, Buffer.from(m.payload), { qos: 1 })
+    await pub.endAsync()
+    expect(await run).toBe(0)
+    const summary = JSON.parse(o.out().trim())
+    expect(Object.keys(summary)).toEqual([
+      'received',
+      'decoded',
+      'failed',
+      'packets',
+      'receptions',
+      'duplicates',
+      'rateLimited',
+      'dropped',
+      'written',
+    ])
+    expect(summary).toMatchObject({
+      received: messages.length,
+      packets,
+      receptions: messages.length,
+      dropped: 0,
+      written: messages.length,
+    })
+    expect(summary.duplicates).toBe(messages.length - packets)
+    const store = createSqliteStore({ path: db })
+    await store.init?.()
+    const counts = await store.counts()
+    await store.close?.()
+    expect(counts.packets + counts.undecoded).toBe(packets)
+    expect(counts.receptions).toBe(messages.length)
+    expect(o.err()).toMatch(/connected to mqtt:\/\/127\.0\.0\.1/)
+  })
+
+  it('exits 2 with a clear message on bad usage', async () => {
+    const o = io()
+    expect(await runIngest(['--url', broker.url, '--topic', 'msh/#'], o.io)).toBe(2)
+    expect(o.err()).toMatch(/--db is required/)
+  })
+})
