@@ -61,6 +61,7 @@ export type {
 export type { PortNumName } from './portnums.js'
 export { isKnownPortnum, PortNum, portnumName } from './portnums.js'
 export { isPlausibleFix, precisionRadiusM } from './precision.js'
+export * from './queries.js'
 export type { RawMessage } from './raw-message.js'
 export type { Err, Ok, Result } from './result.js'
 export { err, ok } from './result.js'
@@ -74,5 +75,4 @@ export type {
   UndecodedPacket,
   WriteBatch,
 } from './store.js'
-export * from './queries.js'
 export * from './wire.js'
