@@ -12,7 +12,11 @@ import { createIngest, createMemoryStore } from '@meshtap/core'
 import type { Store, WriteBatch } from '@meshtap/protocol'
 import { createSqliteStore, type SqliteStore } from '@meshtap/sqlite-store'
 import Database from 'better-sqlite3'
-import { batches, type WorkloadRecord, workload } from './store-workload.js'
+import {
+  batches,
+  type WorkloadRecord,
+  workload,
+} from '../../packages/sqlite-store/test/workload.js'
 
 /** A table of the report (the shape of bench/lib/report.ts `Table`). */
 export interface BenchTable {

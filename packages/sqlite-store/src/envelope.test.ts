@@ -1,7 +1,7 @@
 import { createCodec, encodeEnvelope as encodeWithCore } from '@meshtap/core'
 import { base64ToBytes, PortNum } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
-import { SECRET_CHANNEL } from '../bench/workload.js'
+import { SECRET_CHANNEL } from '../test/workload.js'
 import { encodeEnvelope, encodeMeshPacket } from './envelope.js'
 
 const keyless = createCodec()

@@ -1,7 +1,7 @@
 import { samplePacket } from '@meshtap/core/testing'
 import type { DecodedPacket } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
-import { workload } from '../bench/workload.js'
+import { workload } from '../test/workload.js'
 import { packPacket, unpackPacket } from './packing.js'
 
 const roundTrip = (p: DecodedPacket) => unpackPacket(packPacket(p))

@@ -9,8 +9,8 @@ import {
   type StoredPacket,
 } from '@meshtap/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { batches, type WorkloadRecord, workload } from '../bench/workload.js'
 import { tmpFile } from '../test/helpers.js'
+import { batches, type WorkloadRecord, workload } from '../test/workload.js'
 import { createSqliteStore, type SqliteStore } from './sqlite-store.js'
 
 const START = 1_764_288_000_000

@@ -2,8 +2,8 @@ import { createCodec, createIngest, encodeEnvelope, packetKeyOf } from '@meshtap
 import { sampleUndecoded } from '@meshtap/core/testing'
 import { PortNum } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
-import { SECRET_CHANNEL, workload } from '../bench/workload.js'
 import { tmpFile } from '../test/helpers.js'
+import { SECRET_CHANNEL, workload } from '../test/workload.js'
 import { createSqliteStore } from './sqlite-store.js'
 
 describe('redecrypt', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { batches, workload } from '../bench/workload.js'
 import { tmpFile } from '../test/helpers.js'
+import { batches, workload } from '../test/workload.js'
 import { createSqliteStore } from './sqlite-store.js'
 
 const START = 1_764_288_000_000

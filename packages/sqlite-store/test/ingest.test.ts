@@ -1,7 +1,7 @@
 import { createIngest, createMemoryStore, type Ingest } from '@meshtap/core'
 import type { RawMessage } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
-import { SECRET_CHANNEL, workload } from '../bench/workload.js'
+import { SECRET_CHANNEL, workload } from './workload.js'
 import { createSqliteStore } from '../src/index.js'
 import { tmpFile } from './helpers.js'
 
