@@ -7,14 +7,11 @@
  * - `clients`: many cheap raw-TCP WebSocket clients (headers only) that count frames and bytes.
  */
 import { createServer } from 'node:http'
-import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
-import { resolve } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createIngest, createMemoryStore, createMeshSimulator } from '@meshtap/core'
 import { createWsServer, type WsServerMetrics } from '@meshtap/ws-server'
 import { WebSocketServer } from 'ws'
-import { REPO_ROOT } from './processes.js'
 import { openRawClients, type RawClient } from './ws-raw-client.js'
 
 // ws is a dependency of @meshtap/ws-server, not of the workspace root: load the same copy.

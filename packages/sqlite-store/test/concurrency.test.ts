@@ -2,9 +2,9 @@ import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { batches, workload } from './workload.js'
 import { createSqliteStore } from '../src/index.js'
 import { tmpFile } from './helpers.js'
+import { batches, workload } from './workload.js'
 
 const driver = createRequire(import.meta.url).resolve('better-sqlite3')
 
