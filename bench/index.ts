@@ -1,10 +1,20 @@
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { codecBenchmark } from './codec.bench.js'
+import { ingestBenchmark } from './ingest.bench.js'
 import { type Benchmark, renderText, writeSection } from './lib/report.js'
+import { pgBenchmark } from './pg.bench.js'
+import { storeBenchmark } from './store.bench.js'
+import { wsBenchmark } from './ws.bench.js'
 
 /** Every benchmark, in the order `pnpm bench` runs them. Register new ones here. */
-const BENCHMARKS: readonly Benchmark[] = [codecBenchmark]
+const BENCHMARKS: readonly Benchmark[] = [
+  codecBenchmark,
+  ingestBenchmark,
+  storeBenchmark,
+  wsBenchmark,
+  pgBenchmark,
+]
 
 const DOCS = resolve(fileURLToPath(new URL('.', import.meta.url)), '../docs/benchmarks.md')
 

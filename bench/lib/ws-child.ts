@@ -14,8 +14,6 @@ import { createWsServer, type WsServerMetrics } from '@meshtap/ws-server'
 import { WebSocketServer } from 'ws'
 import { openRawClients, type RawClient } from './ws-raw-client.js'
 
-// ws is a dependency of @meshtap/ws-server, not of the workspace root: load the same copy.
-
 export const WS_PATH = '/live'
 
 /** The kinds every benchmark client subscribes to: the raw event stream, the baseline's bytes. */
