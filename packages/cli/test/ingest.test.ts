@@ -98,6 +98,6 @@ describe('meshtap ingest', () => {
   it('exits 2 with a clear message on bad usage', async () => {
     const o = io()
     expect(await runIngest(['--url', broker.url, '--topic', 'msh/#'], o.io)).toBe(2)
-    expect(o.err()).toMatch(/--db is required/)
+    expect(o.err()).toMatch(/exactly one of --db .* or --pg/)
   })
 })

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { type ChannelKeyInput, createIngest, type Ingest } from '@meshtap/core'
 import type { MqttSource } from '@meshtap/core/mqtt'
+import { createPgStore } from '@meshtap/pg-store'
 import type { Store } from '@meshtap/protocol'
 import { createSqliteStore } from '@meshtap/sqlite-store'
 import type { CliIo } from '../cli.js'
@@ -25,6 +26,8 @@ Options:
   --url URL            mqtt://, mqtts://, ws:// or wss:// broker URL
   --topic FILTER       topic filter, repeatable (e.g. msh/US/#)
   --db PATH            the SQLite file (created if missing)
+  --pg URL             a PostgreSQL connection string instead of --db (several collectors can
+                       write to one database; combine with --share to split one feed)
   --key NAME=PSK       a channel key, PSK in base64 (repeatable; LongFast=AQ== is built in)
   --username USER      broker user name
   --password PASS      broker password
@@ -73,6 +76,7 @@ export async function runIngest(
   let source: MqttSource
   let topics: string[]
   let db: string
+  let pg: string | undefined
   let keys: ChannelKeyInput[]
   let idleMs: number | undefined
   let rateLimit: boolean
@@ -83,6 +87,7 @@ export async function runIngest(
       options: {
         ...BROKER_FLAGS,
         db: { type: 'string' },
+        pg: { type: 'string' },
         key: { type: 'string', multiple: true },
         'client-id': { type: 'string' },
         persistent: { type: 'boolean' },
@@ -100,8 +105,13 @@ export async function runIngest(
       io.stdout.write(`${INGEST_USAGE}\n`)
       return 0
     }
-    if (!values.db) throw new CommandUsageError('--db is required (the SQLite file to write)')
-    db = values.db
+    if (!values.db === !values.pg) {
+      throw new CommandUsageError(
+        'give exactly one of --db (a SQLite file) or --pg (a PostgreSQL URL)',
+      )
+    }
+    db = values.db ?? ''
+    pg = values.pg
     keys = parseKeys(values.key)
     idleMs = positiveInt(values['idle-exit-ms'], '--idle-exit-ms')
     rateLimit = !values['no-rate-limit']
@@ -118,10 +128,13 @@ export async function runIngest(
 
   let store: Store
   try {
-    store = createSqliteStore({
-      path: db,
-      retention: { defaultMs: retentionDays * 86_400_000 },
-    })
+    store =
+      pg !== undefined
+        ? createPgStore({
+            connectionString: pg,
+            retention: { defaultMs: retentionDays * 86_400_000 },
+          })
+        : createSqliteStore({ path: db, retention: { defaultMs: retentionDays * 86_400_000 } })
   } catch (e) {
     io.stderr.write(`meshtap ingest: cannot open the database: ${(e as Error).message}\n`)
     return 1
