@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import { batches, type WorkloadRecord, workload } from '@meshtap/core/testing'
 import { createPgStore, type PgPool } from '@meshtap/pg-store'
 import type { StoredPacket, WriteBatch } from '@meshtap/protocol'
-import { batches, type WorkloadRecord, workload } from '../packages/pg-store/test/workload.js'
 import { describeMachine, describeRevision, NOISY_THRESHOLD, waitForQuiet } from './lib/machine.js'
 import { CpuSampler, startChild, wallNow } from './lib/processes.js'
 import {

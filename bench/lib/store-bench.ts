@@ -9,14 +9,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createIngest, createMemoryStore } from '@meshtap/core'
+import { batches, type WorkloadRecord, workload } from '@meshtap/core/testing'
 import type { Store, WriteBatch } from '@meshtap/protocol'
 import { createSqliteStore, type SqliteStore } from '@meshtap/sqlite-store'
 import Database from 'better-sqlite3'
-import {
-  batches,
-  type WorkloadRecord,
-  workload,
-} from '../../packages/sqlite-store/test/workload.js'
 
 /** A table of the report (the shape of bench/lib/report.ts `Table`). */
 export interface BenchTable {

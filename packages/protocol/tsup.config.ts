@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  entry: { index: 'src/index.ts', 'store-kit': 'src/store-kit/index.ts' },
   format: ['esm'],
   dts: { compilerOptions: { composite: false, customConditions: [] } },
   sourcemap: true,

@@ -1,7 +1,6 @@
-import { sampleUndecoded } from '@meshtap/core/testing'
+import { batches, sampleUndecoded, workload } from '@meshtap/core/testing'
 import { describe, expect, it } from 'vitest'
 import { testDatabase } from '../test/db.js'
-import { batches, workload } from '../test/workload.js'
 import { MIGRATIONS, migrate, partitionedTables, SCHEMA_VERSION } from './migrations.js'
 import { PartitionManager } from './partitions.js'
 import { createPgStore } from './pg-store.js'

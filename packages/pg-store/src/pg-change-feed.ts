@@ -15,10 +15,9 @@ import {
   type UndecodedPacket,
   type UserMessage,
 } from '@meshtap/protocol'
+import { CLASSES, unpackPacket } from '@meshtap/protocol/store-kit'
 import { codeOf, isTransientCode, PgStoreError, wrapError } from './errors.js'
-import { CLASSES } from './extract.js'
 import { NodeStates } from './node-state.js'
-import { unpackPacket } from './packing.js'
 import { createOwnedPool, ident, type PgPool, type PgPoolClient, TYPES } from './pool.js'
 import { nodeSelect, receptionOf, receptionSelect } from './reader.js'
 import { fromRanges } from './writer.js'

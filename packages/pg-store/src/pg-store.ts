@@ -10,7 +10,7 @@ import type {
   StoreQueries,
   WriteBatch,
 } from '@meshtap/protocol'
-import { encodeEnvelope, encodeMeshPacket } from './envelope.js'
+import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
 import { codeOf, PgStoreError, wrapError } from './errors.js'
 import { migrate, SCHEMA_VERSION, schemaVersion } from './migrations.js'
 import { DAY_MS, dayOf, hash32, LOCK_SPACE, PartitionManager, serverVersion } from './partitions.js'

@@ -37,10 +37,15 @@ import {
   type TracerouteRow,
   type UserMessage,
 } from '@meshtap/protocol'
+import {
+  CLASS_CODE,
+  CLASSES,
+  cellsOf,
+  joinMetrics,
+  unpackPacket,
+} from '@meshtap/protocol/store-kit'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import { PgStoreError } from './errors.js'
-import { CLASS_CODE, CLASSES, cellsOf, joinMetrics } from './extract.js'
-import { unpackPacket } from './packing.js'
 import { ident, type PgPool, TYPES } from './pool.js'
 
 /** Default and maximum page sizes. @internal */

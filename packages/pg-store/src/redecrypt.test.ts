@@ -1,9 +1,8 @@
 import { createCodec, createIngest, encodeEnvelope, packetKeyOf } from '@meshtap/core'
-import { sampleUndecoded } from '@meshtap/core/testing'
+import { SECRET_CHANNEL, sampleUndecoded, workload } from '@meshtap/core/testing'
 import { PortNum } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
 import { testDatabase } from '../test/db.js'
-import { SECRET_CHANNEL, workload } from '../test/workload.js'
 import { createPgStore } from './pg-store.js'
 
 const db = await testDatabase()

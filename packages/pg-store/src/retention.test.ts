@@ -1,7 +1,7 @@
+import { batches, type WorkloadRecord, workload } from '@meshtap/core/testing'
 import type { Reception } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
 import { eventually, testDatabase } from '../test/db.js'
-import { batches, type WorkloadRecord, workload } from '../test/workload.js'
 import { DAY_MS, dayLabel, dayOf } from './partitions.js'
 import { createPgStore } from './pg-store.js'
 

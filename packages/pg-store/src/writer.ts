@@ -5,10 +5,8 @@ import type {
   StoredPacket,
   WriteBatch,
 } from '@meshtap/protocol'
-import { Aggregates } from './aggregates.js'
-import { Columns, cleanText, numArray, textArray } from './arrays.js'
-import { PgStoreError } from './errors.js'
 import {
+  Aggregates,
   CLASS_CODE,
   cellOf,
   fromOfKey,
@@ -17,10 +15,13 @@ import {
   isText,
   nodeNumOf,
   nul,
+  packPacket,
   splitMetrics,
   TELEMETRY_COLUMNS,
-} from './extract.js'
-import { packPacket, unpackPacket } from './packing.js'
+  unpackPacket,
+} from '@meshtap/protocol/store-kit'
+import { Columns, cleanText, numArray, textArray } from './arrays.js'
+import { PgStoreError } from './errors.js'
 import { dayOf } from './partitions.js'
 import { ident, type PgPoolClient, TYPES } from './pool.js'
 

@@ -1,3 +1,4 @@
+import { batches, workload } from '@meshtap/core/testing'
 import type {
   FlushEvent,
   NodeUpdateEvent,
@@ -16,7 +17,6 @@ import {
   type PgPoolClient,
 } from '../src/index.js'
 import { eventually, testDatabase } from './db.js'
-import { batches, workload } from './workload.js'
 
 const db = await testDatabase()
 

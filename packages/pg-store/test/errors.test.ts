@@ -1,8 +1,8 @@
 import { isTransientStoreError } from '@meshtap/core'
+import { batches, workload } from '@meshtap/core/testing'
 import { describe, expect, it } from 'vitest'
 import { createPgStore, PgStoreError } from '../src/index.js'
 import { testDatabase } from './db.js'
-import { batches, workload } from './workload.js'
 
 const db = await testDatabase()
 

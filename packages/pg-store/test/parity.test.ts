@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sampleUndecoded } from '@meshtap/core/testing'
+import { batches, sampleUndecoded, type WorkloadRecord, workload } from '@meshtap/core/testing'
 import type { Page, PageQuery, QueryableStore } from '@meshtap/protocol'
 import { createSqliteStore } from '@meshtap/sqlite-store'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPgStore, type PgStore } from '../src/index.js'
 import { testDatabase } from './db.js'
-import { batches, type WorkloadRecord, workload } from './workload.js'
 
 /**
  * The same records written to the SQLite store and to this store: every list, every filter, every

@@ -1,8 +1,8 @@
+import { workload } from '@meshtap/core/testing'
 import type { Reception, StoredPacket, UndecodedPacket, WriteBatch } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
 import { createPgStore, isTransientCode, type PgStore } from '../src/index.js'
 import { testDatabase } from './db.js'
-import { workload } from './workload.js'
 
 const db = await testDatabase()
 

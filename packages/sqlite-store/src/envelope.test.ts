@@ -1,8 +1,8 @@
 import { createCodec, encodeEnvelope as encodeWithCore } from '@meshtap/core'
+import { SECRET_CHANNEL } from '@meshtap/core/testing'
 import { base64ToBytes, PortNum } from '@meshtap/protocol'
+import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
 import { describe, expect, it } from 'vitest'
-import { SECRET_CHANNEL } from '../test/workload.js'
-import { encodeEnvelope, encodeMeshPacket } from './envelope.js'
 
 const keyless = createCodec()
 const keyed = createCodec({ keys: [SECRET_CHANNEL] })

@@ -1,8 +1,7 @@
-import { samplePacket } from '@meshtap/core/testing'
+import { samplePacket, workload } from '@meshtap/core/testing'
 import type { DecodedPacket } from '@meshtap/protocol'
+import { packPacket, unpackPacket } from '@meshtap/protocol/store-kit'
 import { describe, expect, it } from 'vitest'
-import { workload } from '../test/workload.js'
-import { packPacket, unpackPacket } from './packing.js'
 
 const roundTrip = (p: DecodedPacket) => unpackPacket(packPacket(p))
 

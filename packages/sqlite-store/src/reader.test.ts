@@ -1,3 +1,4 @@
+import { batches, type WorkloadRecord, workload } from '@meshtap/core/testing'
 import {
   type DecodedPacket,
   isBroadcast,
@@ -10,7 +11,6 @@ import {
 } from '@meshtap/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tmpFile } from '../test/helpers.js'
-import { batches, type WorkloadRecord, workload } from '../test/workload.js'
 import { createSqliteStore, type SqliteStore } from './sqlite-store.js'
 
 const START = 1_764_288_000_000

@@ -37,11 +37,16 @@ import {
   type TracerouteRow,
   type UserMessage,
 } from '@meshtap/protocol'
+import {
+  CLASS_CODE,
+  CLASSES,
+  cellsOf,
+  joinMetrics,
+  unpackPacket,
+} from '@meshtap/protocol/store-kit'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import type { SqliteDatabase, SqliteStatement } from './database.js'
 import { SqliteStoreError } from './errors.js'
-import { CLASS_CODE, CLASSES, cellsOf, joinMetrics } from './extract.js'
-import { unpackPacket } from './packing.js'
 
 /** Default and maximum page sizes. @internal */
 export const DEFAULT_LIMIT = 100

@@ -1,9 +1,8 @@
 import { createCodec, createIngest, encodeEnvelope, packetKeyOf } from '@meshtap/core'
-import { sampleUndecoded } from '@meshtap/core/testing'
+import { SECRET_CHANNEL, sampleUndecoded, workload } from '@meshtap/core/testing'
 import { PortNum } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
 import { tmpFile } from '../test/helpers.js'
-import { SECRET_CHANNEL, workload } from '../test/workload.js'
 import { createSqliteStore } from './sqlite-store.js'
 
 describe('redecrypt', () => {

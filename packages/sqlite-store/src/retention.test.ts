@@ -1,6 +1,6 @@
+import { batches, workload } from '@meshtap/core/testing'
 import { describe, expect, it } from 'vitest'
 import { tmpFile } from '../test/helpers.js'
-import { batches, workload } from '../test/workload.js'
 import { createSqliteStore } from './sqlite-store.js'
 
 const START = 1_764_288_000_000

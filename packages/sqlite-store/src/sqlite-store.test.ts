@@ -1,13 +1,14 @@
 import {
+  batches,
   describeStoreConformance,
   samplePacket,
   sampleReception,
   sampleUndecoded,
+  workload,
 } from '@meshtap/core/testing'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { tmpFile } from '../test/helpers.js'
-import { batches, workload } from '../test/workload.js'
 import { SqliteStoreError } from './errors.js'
 import { SCHEMA_VERSION } from './migrations.js'
 import { createSqliteStore } from './sqlite-store.js'

@@ -9,9 +9,9 @@ import type {
   StoreQueries,
   WriteBatch,
 } from '@meshtap/protocol'
+import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
 import BetterSqlite3 from 'better-sqlite3'
 import type { SqliteDatabase } from './database.js'
-import { encodeEnvelope, encodeMeshPacket } from './envelope.js'
 import { SqliteStoreError, wrapError } from './errors.js'
 import { migrate, SCHEMA_VERSION, schemaVersion } from './migrations.js'
 import { createReader, type Reader } from './reader.js'

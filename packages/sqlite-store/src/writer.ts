@@ -8,10 +8,8 @@ import {
   type UndecodedPacket,
   type WriteBatch,
 } from '@meshtap/protocol'
-import { Aggregates } from './aggregates.js'
-import type { SqliteDatabase, SqliteStatement } from './database.js'
-import { SqliteStoreError } from './errors.js'
 import {
+  Aggregates,
   CLASS_CODE,
   cellOf,
   fromOfKey,
@@ -20,10 +18,13 @@ import {
   isText,
   nodeNumOf,
   nul,
+  packPacket,
   splitMetrics,
   TELEMETRY_COLUMNS,
-} from './extract.js'
-import { packPacket, unpackPacket } from './packing.js'
+  unpackPacket,
+} from '@meshtap/protocol/store-kit'
+import type { SqliteDatabase, SqliteStatement } from './database.js'
+import { SqliteStoreError } from './errors.js'
 
 const NODE_COLUMNS = [
   'num',

@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+import { batches, workload } from '@meshtap/core/testing'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { createSqliteStore } from '../src/index.js'
 import { tmpFile } from './helpers.js'
-import { batches, workload } from './workload.js'
 
 const driver = createRequire(import.meta.url).resolve('better-sqlite3')
 

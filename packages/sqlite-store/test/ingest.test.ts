@@ -1,9 +1,9 @@
 import { createIngest, createMemoryStore, type Ingest } from '@meshtap/core'
+import { SECRET_CHANNEL, workload } from '@meshtap/core/testing'
 import type { RawMessage } from '@meshtap/protocol'
 import { describe, expect, it } from 'vitest'
 import { createSqliteStore } from '../src/index.js'
 import { tmpFile } from './helpers.js'
-import { SECRET_CHANNEL, workload } from './workload.js'
 
 /** Copies of different packets interleave on the wire: shuffle within a sliding window. */
 function interleave(messages: RawMessage[], window: number, seed: number): RawMessage[] {

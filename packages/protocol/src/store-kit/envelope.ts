@@ -1,6 +1,4 @@
-// The same as @meshtap/sqlite-store's envelope.ts (a copy: packages do not depend on each other).
-// Keep the two in step; both are candidates for @meshtap/protocol.
-import { base64ToBytes, type PartialPacket } from '@meshtap/protocol'
+import { base64ToBytes, type PartialPacket } from '../index.js'
 
 /** `MeshPacket.Priority` numbers by name (mesh.proto). */
 const PRIORITY: Readonly<Record<string, number>> = {

@@ -1,4 +1,9 @@
-import { createCodec, encodeEnvelope, packetKeyOf } from '@meshtap/core'
+/**
+ * A deterministic, public-broker-like stream of packets and receptions for store tests and
+ * benchmarks (the same records for every store).
+ * @module
+ */
+
 import {
   type DecodedPacket,
   PortNum,
@@ -8,6 +13,9 @@ import {
   type UndecodedPacket,
   type WriteBatch,
 } from '@meshtap/protocol'
+import { createCodec } from '../codec/decode.js'
+import { encodeEnvelope } from '../codec/encode.js'
+import { packetKeyOf } from '../pipeline/ingest.js'
 
 /** Shape of a synthetic public-broker-like stream. */
 export interface WorkloadOptions {

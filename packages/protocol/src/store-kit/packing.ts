@@ -5,7 +5,7 @@ import {
   nodeIdFromNum,
   portnumName,
   precisionRadiusM,
-} from '@meshtap/protocol'
+} from '../index.js'
 import { VARIANT_GROUP } from './extract.js'
 
 /**

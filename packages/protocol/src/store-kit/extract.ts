@@ -1,5 +1,3 @@
-// The same as @meshtap/sqlite-store's extract.ts (a copy: packages do not depend on each other).
-// Keep the two in step; both are candidates for @meshtap/protocol.
 import {
   type AppPayload,
   type DecodedPacket,
@@ -7,7 +5,7 @@ import {
   type MetricsMessage,
   type ReceptionClass,
   type TelemetryVariant,
-} from '@meshtap/protocol'
+} from '../index.js'
 
 /** Reception classes as stored (one small integer each). @internal */
 export const CLASSES: readonly ReceptionClass[] = [
