@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { codecBenchmark } from './codec.bench.js'
+import { httpBenchmark } from './http.bench.js'
 import { ingestBenchmark } from './ingest.bench.js'
 import { type Benchmark, renderText, writeSection } from './lib/report.js'
 import { pgBenchmark } from './pg.bench.js'
@@ -14,6 +15,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   storeBenchmark,
   wsBenchmark,
   pgBenchmark,
+  httpBenchmark,
 ]
 
 const DOCS = resolve(fileURLToPath(new URL('.', import.meta.url)), '../docs/benchmarks.md')
