@@ -159,8 +159,11 @@ function verify(
 // ---------------------------------------------------------------------------------------------
 // Broker path
 
+/** `meshtap` writes into the memory store, `sqlite` into a SQLite file. */
+type BrokerKind = 'meshtap' | 'sqlite' | 'bare'
+
 interface BrokerRound {
-  kind: 'meshtap' | 'bare'
+  kind: BrokerKind
   published: number
   received: number
   lost: number
@@ -187,7 +190,7 @@ interface BrokerSetup {
 
 async function brokerRound(
   setup: BrokerSetup,
-  kind: 'meshtap' | 'bare',
+  kind: BrokerKind,
   count: number,
   rate: number,
   options: { latency?: boolean; checkStore?: boolean; quietMs?: number } = {},
@@ -195,12 +198,14 @@ async function brokerRound(
   const { publisher, sampler, brokerPid, fixture } = setup
   if (options.quietMs) await waitForQuiet(options.quietMs)
   const sub = await spawnChild(`subscriber-${kind}`)
+  const pipelineKind = kind === 'bare' ? 'bare' : 'meshtap'
   sampler.watch(sub.pid)
   try {
     const root = `meshtap-bench/${process.pid}-${++setup.runId}`
     sub.send({
       cmd: 'subscribe',
-      kind,
+      kind: pipelineKind,
+      store: kind === 'sqlite' ? 'sqlite' : 'memory',
       url: BROKER_URL,
       topic: `${root}/#`,
       latency: options.latency ?? false,
@@ -377,7 +382,12 @@ async function run(options: BenchOptions): Promise<BenchReport> {
     // ---- 1. broker path ------------------------------------------------------------------
     const brokerUp = await brokerListening()
     const meshtapRounds: BrokerRound[] = []
+    const sqliteRounds: BrokerRound[] = []
     const bareRounds: BrokerRound[] = []
+    /** Every broker round, in the order run. */
+    const brokerRuns: BrokerRound[] = []
+    /** SQLite rounds: the first 3 (quick: 1) of the alternation, to keep the run short. */
+    const sqliteCount = Math.min(rounds, 3)
     let latencyRound: BrokerRound | undefined
     let latencyTarget = 0
     const brokerPid = brokerUp ? findMosquittoPid() : undefined
@@ -393,16 +403,25 @@ async function run(options: BenchOptions): Promise<BenchReport> {
       const setup: BrokerSetup = { publisher, sampler, brokerPid, fixture, runId: 0 }
       try {
         for (let r = 0; r < rounds; r++) {
-          const order: ('meshtap' | 'bare')[] =
-            r % 2 === 0 ? ['meshtap', 'bare'] : ['bare', 'meshtap']
+          const withSqlite = r < sqliteCount
+          const order: BrokerKind[] =
+            r % 2 === 0
+              ? ['meshtap', ...(withSqlite ? (['sqlite'] as const) : []), 'bare']
+              : ['bare', ...(withSqlite ? (['sqlite'] as const) : []), 'meshtap']
           for (const kind of order) {
             const res = await quietRound(retries, `broker round ${r + 1} ${kind}`, () =>
               brokerRound(setup, kind, fixture.envelopes, 0, {
-                checkStore: kind === 'meshtap',
+                checkStore: kind !== 'bare',
                 quietMs: quick ? 0 : 5000,
               }),
             )
-            ;(kind === 'meshtap' ? meshtapRounds : bareRounds).push(res)
+            ;(kind === 'meshtap'
+              ? meshtapRounds
+              : kind === 'sqlite'
+                ? sqliteRounds
+                : bareRounds
+            ).push(res)
+            brokerRuns.push(res)
             allOthers.push(res.others)
             log(
               `broker round ${r + 1}/${rounds} ${kind}: ${formatRate(res.rate)} msg/s, lost ${res.lost} of ${res.published} [${elapsed()}]`,
@@ -500,6 +519,18 @@ async function run(options: BenchOptions): Promise<BenchReport> {
             cpuCell(meshtapRounds),
             `**${formatPercent(ratio)}**`,
           ],
+          ...(sqliteRounds.length > 0
+            ? [
+                [
+                  `meshtap pipeline → SQLite file (${sqliteRounds.length} rounds)`,
+                  `**${formatRate(spread(sqliteRounds.map((x) => x.rate)).median)}**`,
+                  formatRange(spread(sqliteRounds.map((x) => x.rate))),
+                  lossCell(sqliteRounds),
+                  cpuCell(sqliteRounds),
+                  `**${formatPercent(spread(sqliteRounds.map((x) => x.rate)).median / bRate.median)}**`,
+                ],
+              ]
+            : []),
           [
             'bare mqtt.js subscriber (counts only)',
             `**${formatRate(bRate.median)}**`,
@@ -510,12 +541,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
           ],
         ],
       })
-      const runs: BrokerRound[] = []
-      for (let r = 0; r < rounds; r++) {
-        const pair = [meshtapRounds[r]!, bareRounds[r]!]
-        if (r % 2 === 1) pair.reverse()
-        runs.push(...pair)
-      }
+      const runs = brokerRuns
       tables.push({
         caption: 'Every round, in the order run:',
         header: [
@@ -532,7 +558,11 @@ async function run(options: BenchOptions): Promise<BenchReport> {
         ],
         rows: runs.map((x, i) => [
           String(i + 1),
-          x.kind === 'meshtap' ? 'meshtap' : 'bare',
+          x.kind === 'meshtap'
+            ? 'meshtap (memory)'
+            : x.kind === 'sqlite'
+              ? 'meshtap (SQLite)'
+              : 'bare',
           formatRate(x.rate),
           formatRate(x.publishRate),
           `${x.received} / ${x.published}`,
@@ -568,7 +598,53 @@ async function run(options: BenchOptions): Promise<BenchReport> {
           `**The pipeline dropped records in ${dropping.length} of ${meshtapRounds.length} rounds** (worst: ${worstDrop.pipeline!.metrics.counters.dropped} of ${worstDrop.received} received, ${dropDetail(worstDrop.pipeline!.metrics)}), on top of the broker's losses. They were shed by the 10,000-record queue because the batch writer did not get to run: in that round the subscriber's event loop went ${worstDrop.stall.maxGapMs.toFixed(0)} ms without running a timer while ${worstDrop.stall.maxMessages} messages were handed to the pipeline (measured with a 20 ms \`setInterval\`; the bare subscriber's longest such stretch was ${maxBareStall.toFixed(0)} ms). mqtt.js delivers a socket backlog to \`message\` listeners from a \`process.nextTick\` chain (\`work\`/\`nextTickWork\` in its client.js), and the ingest schedules its writes with \`setImmediate\`/\`setTimeout\`, which cannot run until that chain ends; whenever more than 10,000 records arrive in one such stretch, the queue sheds them. ${latencyRound?.pipeline ? `At half the rate (latency run below) the pipeline dropped ${latencyRound.pipeline.metrics.counters.dropped}. ` : ''}The rate column counts messages received, including the dropped ones.`,
         )
       }
-      headline = `broker: meshtap ${formatRate(mRate.median)} msg/s vs bare ${formatRate(bRate.median)} msg/s = ${formatPercent(ratio)}, lost ${Math.round(median(meshtapRounds.map((x) => x.lost)))} / ${Math.round(median(bareRounds.map((x) => x.lost)))}`
+      let sqliteHeadline = ''
+      if (sqliteRounds.length > 0) {
+        const sRate = spread(sqliteRounds.map((x) => x.rate))
+        const sRatio = sRate.median / bRate.median
+        const sPaired = spread(sqliteRounds.map((x, i) => x.rate / bareRounds[i]!.rate))
+        const sVsMemory =
+          sRate.median / median(meshtapRounds.slice(0, sqliteRounds.length).map((x) => x.rate))
+        const sChecks = sqliteRounds.map((x) =>
+          verify(fixture, x.published, x.received, x.pipeline!),
+        )
+        // The issue's check: packets + undecoded = distinct packets received; receptions = received
+        // − dropped.
+        const countChecks = sqliteRounds.map((x, i) => {
+          const p = x.pipeline!
+          const c = p.metrics.counters
+          const distinct = c.receptions - c.duplicates
+          const storedDistinct = p.store.packets + p.store.undecoded
+          const storedDistinctPackets = p.store.packets + (p.sqlite?.undecodedPackets ?? 0)
+          const expectedReceptions = x.received - c.dropped
+          const ok =
+            storedDistinctPackets === distinct &&
+            p.store.receptions === expectedReceptions &&
+            c.writeErrors === 0 &&
+            p.errors.length === 0
+          const detail = [
+            `packets ${p.store.packets} + undecoded ${p.store.undecoded} (rows; ${p.sqlite?.undecodedPackets ?? '?'} distinct packets) = ${storedDistinct} vs ${distinct} distinct packets received (ingest receptions ${c.receptions} − duplicates ${c.duplicates})${storedDistinctPackets === distinct ? ' ✓' : ` **off by ${storedDistinctPackets - distinct}**`}`,
+            `receptions ${p.store.receptions} vs received ${x.received} − dropped ${c.dropped} = ${expectedReceptions}${p.store.receptions === expectedReceptions ? ' ✓' : ` **off by ${p.store.receptions - expectedReceptions}** (${sChecks[i]!.silent} neither stored nor counted; the ingest counted ${c.receptions} receptions of ${c.received} received, and the store holds receptions − dropped = ${c.receptions - c.dropped}${c.dropped > 0 && c.received > c.receptions ? `: the ${c.received - c.receptions} uncounted are, by the code, later copies of the ${distinct - storedDistinctPackets} packets whose first record the queue shed — \`duplicate()\` in core/src/pipeline/ingest.ts acknowledges a copy whose dedup entry has \`fate === 'dropped'\` and returns without counting it as a reception or a drop` : ''})`}`,
+            `lost at the broker ${x.lost}`,
+            `${c.batches} batches (mean ${(c.written / Math.max(1, c.batches)).toFixed(0)} records), write errors ${c.writeErrors}${p.errors.length > 0 ? `, errors: ${p.errors.join(' | ')}` : ''}`,
+            `${p.sqlite?.packetRows ?? '?'} packet rows, file + WAL ${((p.sqlite?.fileBytes ?? 0) / 1e6).toFixed(1)} MB`,
+            `first arrival → all committed ${(p.untilCommittedMs / 1000).toFixed(1)} s`,
+          ]
+          return { ok, text: `round ${i + 1}: ${detail.join('; ')}` }
+        })
+        what.push(
+          `**Broker path into SQLite**: the same subscriber process with \`createSqliteStore({ path })\` (\`@meshtap/sqlite-store\`, a file in a fresh temp dir per round, the store's defaults: WAL, \`synchronous = NORMAL\`, …) instead of the memory store, and \`batch: { maxRecords: 5000 }\` (as the store's author recommends; otherwise the same ingest options). Run in the first ${sqliteRounds.length} rounds, between the other two contenders (A S B, B S A, …), so its ratio is to the bare subscriber of the same run. After \`ingest.stop()\` the subscriber checks the file with \`store.counts()\`, \`getReceptions\` for every published packet key, and SQL on the file.`,
+        )
+        notes.push(
+          `Broker path into SQLite: SQLite/bare = ${formatPercent(sRatio)} (ratio of medians; paired rounds ${formatPercent(sPaired.median)} [${formatPercent(sPaired.min)}..${formatPercent(sPaired.max)}]); SQLite/memory ${formatPercent(sVsMemory)} (same rounds). Aim: ≥ 75 % of the bare subscriber: **${sRatio >= 0.75 ? 'met' : 'not met'}**. Count checks (\`store.counts()\` after \`ingest.stop()\`): ${countChecks.every((c) => c.ok) ? 'all consistent' : `**${countChecks.filter((c) => !c.ok).length} of ${countChecks.length} rounds inconsistent**`}: ${countChecks.map((c) => c.text).join('. ')}.`,
+        )
+        const sWorst = sChecks.find((c) => !c.ok) ?? sChecks[0]!
+        notes.push(
+          `Broker path into SQLite, what meshtap stored (${sChecks.every((c) => c.ok) ? 'all rounds consistent; the first round' : `**${sChecks.filter((c) => !c.ok).length} of ${sChecks.length} rounds inconsistent**; the first inconsistent one`}): ${sWorst.text}`,
+        )
+        sqliteHeadline = `; SQLite ${formatRate(sRate.median)} msg/s = ${formatPercent(sRatio)} of bare, lost ${Math.round(median(sqliteRounds.map((x) => x.lost)))}`
+      }
+      headline = `broker: meshtap ${formatRate(mRate.median)} msg/s vs bare ${formatRate(bRate.median)} msg/s = ${formatPercent(ratio)}, lost ${Math.round(median(meshtapRounds.map((x) => x.lost)))} / ${Math.round(median(bareRounds.map((x) => x.lost)))}${sqliteHeadline}`
     }
 
     // Latency
@@ -671,7 +747,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
     const busy = busySummary(allOthers)
     return {
       name: 'ingest',
-      title: 'Ingest pipeline: broker → meshtap → memory store, and replay',
+      title: 'Ingest pipeline: broker → meshtap → memory store and SQLite, and replay',
       what,
       machine,
       revision: describeRevision(),
@@ -690,6 +766,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
 
 export const ingestBenchmark: Benchmark = {
   name: 'ingest',
-  description: 'simulator → Mosquitto → pipeline vs a bare subscriber; latency; replay → pipeline',
+  description:
+    'simulator → Mosquitto → pipeline (memory, SQLite) vs a bare subscriber; latency; replay → pipeline',
   run,
 }

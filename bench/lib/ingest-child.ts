@@ -7,8 +7,10 @@
  * - `replay`: a capture file through `createReplaySource`, into the pipeline or into a counter.
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { Session } from 'node:inspector'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createIngest,
@@ -19,6 +21,7 @@ import {
 } from '@meshtap/core'
 import { createMqttSource } from '@meshtap/core/mqtt'
 import type { Ack, MessageHandler, RawMessage, Source } from '@meshtap/protocol'
+import { createSqliteStore, type SqliteStore } from '@meshtap/sqlite-store'
 import mqtt, { type MqttClient } from 'mqtt'
 import { type CpuProfile, type ProfileSummary, summarizeCpuProfile } from './cpu-profile.js'
 import { readBinFixture } from './ingest-fixture.js'
@@ -45,6 +48,11 @@ export interface SubscribeJob {
   topic: string
   /** meshtap only: time each message from receipt to commit (its ack). */
   latency: boolean
+  /**
+   * meshtap only: where the pipeline writes. `sqlite`: `createSqliteStore({ path })` on a file in a
+   * fresh temp dir, with ingest batches of 5,000 records. @default 'memory'
+   */
+  store?: 'memory' | 'sqlite'
   /**
    * meshtap only: a file of packet keys, one a line; the receptions stored under each are sent back
    * as `packetKey|gatewayId`.
@@ -85,6 +93,15 @@ export interface PipelineOutcome {
   errors: string[]
   /** From the first arrival until everything was committed and the store closed, ms. */
   untilCommittedMs: number
+  /** SQLite store only: what the file holds beyond `counts()`. */
+  sqlite?: {
+    /** Rows of `packets` (decoded, undecodable and placeholders for receptions without packet). */
+    packetRows: number
+    /** Distinct packets among the `undecoded` rows (`counts().undecoded` counts one row a copy). */
+    undecodedPackets: number
+    /** Size of the database file and its WAL after `ingest.stop()`, bytes. */
+    fileBytes: number
+  }
 }
 
 export interface Latency {
@@ -364,6 +381,71 @@ async function pipelineOutcome(
   return out
 }
 
+/** {@link pipelineOutcome} for the SQLite store, from its public reads and its file. */
+async function sqliteOutcome(
+  store: SqliteStore,
+  path: string,
+  metrics: MetricsSnapshot,
+  errors: string[],
+  keysFile: string | undefined,
+  firstAt: number,
+): Promise<PipelineOutcome> {
+  const untilCommittedMs = wallNow() - firstAt
+  const counts = await store.counts()
+  const db = store.database
+  const n = (sql: string) => (db.prepare(sql).get() as { n: number | null }).n ?? 0
+  const stored =
+    'p.portnum IS NOT NULL OR EXISTS (SELECT 1 FROM undecoded u WHERE u.packet_ref = p.id)'
+  const mapReports = {
+    packets: n(`SELECT count(*) AS n FROM packets p WHERE p.key LIKE '%:0:%' AND (${stored})`),
+    receptions: n(
+      `SELECT count(*) AS n FROM receptions r JOIN packets p ON p.id = r.packet_ref WHERE p.key LIKE '%:0:%'`,
+    ),
+  }
+  const orphanReceptions = n(
+    `SELECT count(*) AS n FROM receptions r JOIN packets p ON p.id = r.packet_ref WHERE NOT (${stored})`,
+  )
+  let fileBytes = 0
+  for (const f of [path, `${path}-wal`]) {
+    try {
+      fileBytes += statSync(f).size
+    } catch {
+      // no WAL
+    }
+  }
+  const out: PipelineOutcome = {
+    metrics,
+    store: counts,
+    mapReports,
+    orphanReceptions,
+    errors,
+    untilCommittedMs,
+    sqlite: {
+      packetRows: n('SELECT count(*) AS n FROM packets'),
+      undecodedPackets: n('SELECT count(DISTINCT packet_ref) AS n FROM undecoded'),
+      fileBytes,
+    },
+  }
+  if (keysFile !== undefined) {
+    const keys = new Set(
+      (
+        db.prepare(`SELECT p.key AS key FROM packets p WHERE ${stored}`).all() as { key: string }[]
+      ).map((r) => r.key),
+    )
+    const receptions: string[] = []
+    let orphanKeys = 0
+    for (const key of readFileSync(keysFile, 'utf8').split('\n')) {
+      if (key === '') continue
+      const list = await store.getReceptions(key)
+      if (list.length > 0 && !keys.has(key)) orphanKeys++
+      for (const r of list) receptions.push(`${key}|${r.gatewayId ?? ''}`)
+    }
+    out.receptions = receptions
+    out.orphanKeys = orphanKeys
+  }
+  return out
+}
+
 /**
  * Waits until the publisher is done and either everything it published arrived or nothing
  * arrived for `quietMs` (the broker dropped the rest).
@@ -430,12 +512,18 @@ async function subscribe(job: SubscribeJob): Promise<ChildOut> {
       }
     })
   })
-  const store = createMemoryStore()
+  const sqlite = job.store === 'sqlite'
+  const dir = sqlite ? mkdtempSync(join(tmpdir(), 'meshtap-ingest-bench-')) : undefined
+  const path = dir === undefined ? '' : join(dir, 'meshtap.db')
+  const memory = sqlite ? undefined : createMemoryStore()
+  const file = sqlite ? createSqliteStore({ path }) : undefined
   const ingest = createIngest({
     sources: [counter.wrap(source, job.latency)],
-    store,
+    store: (file ?? memory)!,
     rateLimit: false,
     closeStore: false,
+    // The SQLite store's author recommends batches of 5,000 records (fewer, larger transactions).
+    ...(sqlite ? { batch: { maxRecords: 5000 } } : {}),
   })
   const errors: string[] = []
   ingest.on('error', (e) => {
@@ -456,13 +544,30 @@ async function subscribe(job: SubscribeJob): Promise<ChildOut> {
   counter.unwatchLoop()
   await ingest.stop()
   const cpu = cpuMs(process.cpuUsage(cpu0))
-  const pipeline = await pipelineOutcome(
-    store,
-    ingest.metrics(),
-    errors,
-    job.keysFile,
-    counter.firstAt,
-  )
+  let pipeline: PipelineOutcome
+  if (file) {
+    try {
+      pipeline = await sqliteOutcome(
+        file,
+        path,
+        ingest.metrics(),
+        errors,
+        job.keysFile,
+        counter.firstAt,
+      )
+    } finally {
+      await file.close()
+      rmSync(dir!, { recursive: true, force: true })
+    }
+  } else {
+    pipeline = await pipelineOutcome(
+      memory!,
+      ingest.metrics(),
+      errors,
+      job.keysFile,
+      counter.firstAt,
+    )
+  }
   return {
     type: 'subscribed',
     received: counter.received,

@@ -4,6 +4,8 @@ export interface DedupEntry {
   portnum: number
   /** What became of the first copy. */
   fate: 'accepted' | 'dropped' | 'undecoded'
+  /** Why it was dropped (its later copies are dropped for the same reason). */
+  dropReason?: 'rate-limited' | 'queue-full'
   /** Whether the first copy's `Data` carried a bitfield (firmware ≥ 2.5). */
   hasBitfield: boolean
   /** Unix ms of the first copy. */

@@ -270,7 +270,10 @@ export function createIngest(options: IngestOptions): Ingest {
 
   /** Sheds a queued or refused record; a packet's first record takes its later copies with it. */
   function shed(item: QueueItem, priority: number): void {
-    if ((item.packet || item.undecoded) && item.entry) item.entry.fate = 'dropped'
+    if ((item.packet || item.undecoded) && item.entry) {
+      item.entry.fate = 'dropped'
+      item.entry.dropReason = 'queue-full'
+    }
     drop(
       {
         reason: 'queue-full',
@@ -306,6 +309,7 @@ export function createIngest(options: IngestOptions): Ingest {
       dedup.set(key, {
         portnum: p.portnum,
         fate: 'dropped',
+        dropReason: 'rate-limited',
         hasBitfield: p.bitfield !== undefined,
         firstSeen: t,
         copies: 1,
@@ -473,7 +477,17 @@ export function createIngest(options: IngestOptions): Ingest {
     m.duplicates++
     entry.copies++
     if (entry.fate === 'dropped') {
-      ack?.()
+      // A copy of a packet that was not kept goes with it, counted under the same reason.
+      drop(
+        {
+          reason: entry.dropReason ?? 'queue-full',
+          count: 1,
+          key,
+          ...(h.from !== undefined ? { from: h.from } : {}),
+          priority: PRIORITY_LEVELS[entry.priority] as PriorityLevel,
+        },
+        ack,
+      )
       return
     }
     derive(h, entry.hasBitfield)
