@@ -16,6 +16,12 @@ export type {
 } from './events.js'
 export { BROADCAST_NUM, isBroadcast, nodeIdFromNum, nodeNumFromId, toUint32 } from './node-id.js'
 export type { GatewayHearing, NodeField, NodePosition, NodeState } from './node-state.js'
+export {
+  applyPacketToNode,
+  applyReceptionToNode,
+  MAX_NODE_GATEWAYS,
+  newNodeState,
+} from './node-state.js'
 export type {
   AppPayload,
   DataInfo,
