@@ -5,7 +5,7 @@ export interface DedupEntry {
   /** What became of the first copy. */
   fate: 'accepted' | 'dropped' | 'undecoded'
   /** Why it was dropped (its later copies are dropped for the same reason). */
-  dropReason?: 'rate-limited' | 'queue-full'
+  dropReason?: 'rate-limited' | 'queue-full' | 'store-failed'
   /** Whether the first copy's `Data` carried a bitfield (firmware ≥ 2.5). */
   hasBitfield: boolean
   /** Unix ms of the first copy. */
@@ -14,6 +14,12 @@ export interface DedupEntry {
   copies: number
   /** Priority level of the logical packet. */
   priority: number
+  /**
+   * Gateways whose copy of this packet was already taken (a gateway that uplinks the same packet
+   * twice, for example after hearing a rebroadcast, adds no reception: the store keeps one row per
+   * packet and gateway). Undefined when the first copy named no gateway.
+   */
+  gateways?: string[]
 }
 
 /** Options of {@link createDedupCache}. */

@@ -29,6 +29,11 @@ export interface MetricsSnapshot {
     packets: number
     /** Copies of packets already seen (each also counted as a reception). */
     duplicates: number
+    /**
+     * Of the duplicates, copies from a gateway that had already uplinked the same packet: acknowledged
+     * and counted here, not recorded as receptions (a store keeps one reception per packet and gateway).
+     */
+    repeats: number
     /** Receptions recorded (every copy, including first copies). */
     receptions: number
     /** Logical packets refused by the per-node rate limit. */
@@ -37,8 +42,10 @@ export interface MetricsSnapshot {
     dropped: number
     droppedByReason: Record<DropReason, number>
     droppedByPriority: Record<PriorityLevel, number>
-    /** Records committed to the store. */
+    /** Records committed to the store: one per reception. */
     written: number
+    /** Logical packets committed to the store (decoded, or kept undecoded): its packet rows. */
+    packetsWritten: number
     /** Batches committed, and failed write attempts. */
     batches: number
     writeErrors: number
@@ -130,12 +137,14 @@ export function createMetrics() {
     failedByCode: zeros(DECODE_ERROR_CODES),
     packets: 0,
     duplicates: 0,
+    repeats: 0,
     receptions: 0,
     rateLimited: 0,
     dropped: 0,
     droppedByReason: zeros<DropReason>(['rate-limited', 'queue-full', 'store-failed', 'stopped']),
     droppedByPriority: zeros(PRIORITY_LEVELS),
     written: 0,
+    packetsWritten: 0,
     batches: 0,
     writeErrors: 0,
     commitLatency: new Histogram(LATENCY_BUCKETS),
@@ -182,6 +191,11 @@ export function toPrometheus(s: MetricsSnapshot, prefix = 'meshtap_'): string {
   }
   counter('packets_total', 'Logical packets accepted (first copies).', c.packets)
   counter('duplicates_total', 'Copies of packets already seen.', c.duplicates)
+  counter(
+    'repeated_copies_total',
+    'Copies from a gateway that had already uplinked the packet (not receptions).',
+    c.repeats,
+  )
   counter('receptions_total', 'Receptions recorded (every gateway copy).', c.receptions)
   counter(
     'rate_limited_total',
@@ -195,6 +209,7 @@ export function toPrometheus(s: MetricsSnapshot, prefix = 'meshtap_'): string {
     counter('dropped_by_priority_total', 'Records dropped, by priority.', n, { priority })
   }
   counter('records_written_total', 'Records committed to the store.', c.written)
+  counter('packets_written_total', 'Logical packets committed to the store.', c.packetsWritten)
   counter('batches_written_total', 'Batches committed to the store.', c.batches)
   counter('store_write_errors_total', 'Failed batch write attempts.', c.writeErrors)
   const g = s.gauges

@@ -97,7 +97,67 @@ describe('createIngest', () => {
       receptionClass: 'relayed',
     })
     const c = ingest.metrics().counters
-    expect(c).toMatchObject({ received: 5, decoded: 2, duplicates: 3, receptions: 5, written: 5 })
+    expect(c).toMatchObject({
+      received: 5,
+      decoded: 2,
+      duplicates: 3,
+      repeats: 0,
+      receptions: 5,
+      written: 5,
+      packetsWritten: 2,
+    })
+  })
+
+  it('counts a second uplink of a packet by the same gateway as a repeat, not a reception', async () => {
+    const store = createMemoryStore()
+    const ingest = createIngest({ store })
+    const receptions: string[] = []
+    ingest.on('reception', (e) => receptions.push(e.reception.gatewayId ?? ''))
+    await ingest.start()
+    let acked = 0
+    const ack = () => acked++
+    ingest.push(msg({ from: 0x1234, id: 5 }, 1), ack)
+    ingest.push(msg({ from: 0x1234, id: 5 }, 2), ack)
+    ingest.push(msg({ from: 0x1234, id: 5 }, 1, T0 + 500), ack) // gateway 1 again (heard a rebroadcast)
+    ingest.push(msg({ from: 0x1234, id: 5 }, 2, T0 + 900), ack)
+    await ingest.stop()
+    expect(receptions).toEqual([gw(2)])
+    expect(acked).toBe(4)
+    const c = ingest.metrics().counters
+    expect(c).toMatchObject({ received: 4, packets: 1, duplicates: 3, repeats: 2, receptions: 2 })
+    // What the store holds is exactly what the counters say was recorded.
+    expect(await store.counts()).toEqual({ packets: 1, receptions: c.receptions, undecoded: 0 })
+    expect(ingest.prometheus()).toMatch(/repeated_copies_total 2/)
+  })
+
+  it('drops the later copies of a packet whose batch could not be stored, under the same reason', async () => {
+    let fail = true
+    const inner = createMemoryStore()
+    const store: Store = {
+      ...inner,
+      writeBatchSync: undefined,
+      async writeBatch(batch) {
+        if (fail) throw new Error('constraint failed')
+        return inner.writeBatch(batch)
+      },
+    }
+    const ingest = createIngest({
+      store,
+      batch: { maxDelayMs: 1, retryInitialDelayMs: 1, maxAttempts: 2 },
+    })
+    ingest.on('error', () => {})
+    await ingest.start()
+    ingest.push(msg({ from: 7, id: 1 }, 1))
+    await ingest.flush()
+    fail = false
+    ingest.push(msg({ from: 7, id: 1 }, 2)) // a copy of the packet that was not stored
+    ingest.push(msg({ from: 7, id: 2 }, 1))
+    await ingest.stop()
+    const c = ingest.metrics().counters
+    expect(c.droppedByReason['store-failed']).toBe(2)
+    expect(c.written).toBe(1)
+    expect(await inner.getReceptions('7:1')).toEqual([])
+    expect(await inner.counts()).toEqual({ packets: 1, receptions: 1, undecoded: 0 })
   })
 
   it('decodes every copy of a traceroute, since gateways rewrite them', async () => {

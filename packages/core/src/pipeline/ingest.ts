@@ -335,6 +335,7 @@ export function createIngest(options: IngestOptions): Ingest {
       firstSeen: t,
       copies: 1,
       priority,
+      ...(p.gatewayId !== undefined ? { gateways: [p.gatewayId] } : {}),
     }
     dedup.set(key, entry)
     const stored: StoredPacket = { key, packet: p, receivedAt }
@@ -440,6 +441,7 @@ export function createIngest(options: IngestOptions): Ingest {
         firstSeen: t,
         copies: 1,
         priority: 3,
+        ...(h.gatewayId !== undefined ? { gateways: [h.gatewayId] } : {}),
       }
       dedup.set(key, entry)
       const undecoded: UndecodedPacket = { key, failure: f, receivedAt }
@@ -489,6 +491,16 @@ export function createIngest(options: IngestOptions): Ingest {
         ack,
       )
       return
+    }
+    const gw = h.gatewayId
+    if (gw !== undefined && entry.gateways) {
+      if (entry.gateways.includes(gw)) {
+        // The same gateway uplinked this packet again: nothing new to record.
+        m.repeats++
+        ack?.()
+        return
+      }
+      entry.gateways.push(gw)
     }
     derive(h, entry.hasBitfield)
     const reception = receptionOf(h, key, receivedAt, source)
@@ -600,6 +612,7 @@ export function createIngest(options: IngestOptions): Ingest {
   function committed(p: Prepared, durationMs: number, attempt: number): void {
     const t = now()
     m.written += p.items.length
+    m.packetsWritten += p.batch.packets.length + p.batch.undecoded.length
     m.batches++
     for (const it of p.items) {
       m.commitLatency.observe(t - it.receivedAt)
@@ -643,6 +656,13 @@ export function createIngest(options: IngestOptions): Ingest {
           m.droppedByReason['store-failed'] += items.length
           for (const it of items)
             m.droppedByPriority[PRIORITY_LEVELS[it.priority] as PriorityLevel]++
+          for (const it of items) {
+            if ((it.packet || it.undecoded) && it.entry) {
+              // Later copies of a packet that could not be stored go with it.
+              it.entry.fate = 'dropped'
+              it.entry.dropReason = 'store-failed'
+            }
+          }
           emit('drop', { reason: 'store-failed', count: items.length })
           for (const it of items) it.ack?.()
           return
@@ -678,12 +698,14 @@ export function createIngest(options: IngestOptions): Ingest {
         failedByCode: { ...m.failedByCode },
         packets: m.packets,
         duplicates: m.duplicates,
+        repeats: m.repeats,
         receptions: m.receptions,
         rateLimited: m.rateLimited,
         dropped: m.dropped,
         droppedByReason: { ...m.droppedByReason },
         droppedByPriority: { ...m.droppedByPriority },
         written: m.written,
+        packetsWritten: m.packetsWritten,
         batches: m.batches,
         writeErrors: m.writeErrors,
       },
