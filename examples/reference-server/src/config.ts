@@ -22,8 +22,20 @@ export interface ServerConfig {
   /** HTTP port (0 = any free port). */
   port: number
   dataDir: string
-  /** SQLite file. */
+  /** SQLite file (not used with `pg`). */
   database: string
+  /**
+   * PostgreSQL instead of SQLite (`@meshtap/pg-store`): several instances can share one database,
+   * and the live WebSocket then pushes what every instance writes (through the change feed).
+   */
+  pg?: { url: string; schema: string }
+  /**
+   * Whether this instance ingests. `false`: a web-only instance (no broker, no sources) that
+   * serves the API and pushes the events every ingest worker commits to PostgreSQL.
+   */
+  ingest: boolean
+  /** MQTT 5 shared-subscription group for the upstream brokers (`$share/GROUP/…`). */
+  share?: string
   /** The embedded MQTT broker your own gateways can uplink to. */
   mqtt: { enabled: boolean; host: string; port: number; username?: string; password?: string }
   brokers: BrokerConfig[]
@@ -70,6 +82,11 @@ Sources
   --mqtt-username U          require this user name on the embedded broker
   --mqtt-password P          …and this password (prefer MESHTAP_MQTT_PASSWORD)
   --key NAME=PSK             a channel key, PSK in base64 (repeatable)
+  --share GROUP              subscribe to the upstream brokers as MQTT 5 shared subscription
+                             $share/GROUP/…: several instances split one feed (with --pg)
+  --no-ingest                a web-only instance: no broker, no sources; the live view shows what
+                             the ingest workers write to PostgreSQL (needs --pg; also implied by
+                             --pg with --no-mqtt and no --broker/--public)
 
 HTTP
   --host ADDR                bind address (default 127.0.0.1)
@@ -84,6 +101,9 @@ HTTP
 Storage and operations
   --data-dir DIR             data folder (default ./data)
   --db FILE                  SQLite file (default DATA_DIR/meshtap.db)
+  --pg URL                   PostgreSQL instead of SQLite: postgres://user:pass@host:5432/db
+                             (prefer MESHTAP_PG; several instances can share one database)
+  --pg-schema NAME           the PostgreSQL schema (default meshtap)
   --memory-limit-mb N        health is degraded above this resident memory (default 1024)
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent (default warn)
   --config FILE              a JSON configuration file (keys as in the docs)
@@ -108,6 +128,10 @@ const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', env: 'MESHTAP_PORT', kind: 'int' },
   { key: 'dataDir', flag: 'data-dir', env: 'MESHTAP_DATA_DIR', kind: 'string' },
   { key: 'database', flag: 'db', env: 'MESHTAP_DB', kind: 'string' },
+  { key: 'pg', flag: 'pg', env: 'MESHTAP_PG', kind: 'string', secret: true },
+  { key: 'pgSchema', flag: 'pg-schema', env: 'MESHTAP_PG_SCHEMA', kind: 'string' },
+  { key: 'ingest', env: 'MESHTAP_INGEST', kind: 'bool' },
+  { key: 'share', flag: 'share', env: 'MESHTAP_SHARE', kind: 'string' },
   { key: 'mqtt.enabled', env: 'MESHTAP_MQTT', kind: 'bool' },
   { key: 'mqtt.host', flag: 'mqtt-host', env: 'MESHTAP_MQTT_HOST', kind: 'string' },
   { key: 'mqtt.port', flag: 'mqtt-port', env: 'MESHTAP_MQTT_PORT', kind: 'int' },
@@ -302,12 +326,29 @@ function parseBroker(spec: unknown, where: string, index: number): BrokerConfig 
     if (key) tls.key = readPem(key, `${where} key`)
     if (q.get('insecure') === '1' || q.get('insecure') === 'true') tls.rejectUnauthorized = false
     for (const k of q.keys()) {
-      if (!['topic', 'ca', 'cert', 'key', 'insecure', 'clientId', 'name'].includes(k)) {
+      if (
+        ![
+          'topic',
+          'ca',
+          'cert',
+          'key',
+          'insecure',
+          'clientId',
+          'name',
+          'qos',
+          'persistent',
+        ].includes(k)
+      ) {
         throw new ConfigError(
-          `${where}: unknown URL parameter "${k}" (expected topic, ca, cert, key, insecure, clientId, name)`,
+          `${where}: unknown URL parameter "${k}" (expected topic, ca, cert, key, insecure, clientId, name, qos, persistent)`,
         )
       }
     }
+    const qos = q.get('qos')
+    if (qos !== null && qos !== '0' && qos !== '1') {
+      throw new ConfigError(`${where}: qos must be 0 or 1, got "${qos}"`)
+    }
+    const persistent = q.get('persistent')
     const clean = new URL(url.href)
     clean.search = ''
     broker = {
@@ -316,6 +357,8 @@ function parseBroker(spec: unknown, where: string, index: number): BrokerConfig 
       ...(Object.keys(tls).length > 0 ? { tls } : {}),
       ...(q.get('clientId') ? { clientId: q.get('clientId') as string } : {}),
       ...(q.get('name') ? { name: q.get('name') as string } : {}),
+      ...(qos === '1' ? { qos: 1 as const } : {}),
+      ...(persistent === '1' || persistent === 'true' ? { persistentSession: true } : {}),
     }
   } else if (spec !== null && typeof spec === 'object' && !Array.isArray(spec)) {
     const o = spec as Record<string, unknown>
@@ -361,6 +404,7 @@ export function loadConfig(
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     'no-mqtt': { type: 'boolean' },
+    'no-ingest': { type: 'boolean' },
   }
   for (const s of SETTINGS) {
     if (!s.flag) continue
@@ -384,10 +428,12 @@ export function loadConfig(
       )
     : {}
   if (values['no-mqtt']) values.mqtt = false
+  if (values['no-ingest']) values.ingest = false
 
   const given = (key: string): Given | undefined => {
     const s = SETTINGS.find((x) => x.key === key) as Setting
     if (key === 'mqtt.enabled' && values.mqtt === false) return { value: false, where: '--no-mqtt' }
+    if (key === 'ingest' && values.ingest === false) return { value: false, where: '--no-ingest' }
     if (s.flag && values[s.flag] !== undefined) {
       return { value: values[s.flag], where: `--${s.flag}` }
     }
@@ -521,13 +567,89 @@ export function loadConfig(
   }
   const webDir = str('webDir')
 
+  // PostgreSQL, shared subscriptions and web-only instances.
+  const pgUrl = str('pg')
+  let pg: ServerConfig['pg']
+  if (pgUrl !== undefined) {
+    let ok = false
+    try {
+      const u = new URL(pgUrl)
+      ok = (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== ''
+    } catch {}
+    if (!ok) {
+      throw new ConfigError(
+        `${given('pg')?.where}: expected a PostgreSQL URL like postgres://user:pass@host:5432/db (value hidden)`,
+      )
+    }
+    if (databaseGiven !== undefined) {
+      throw new ConfigError(
+        `${given('database')?.where}: give either a SQLite file (--db) or a PostgreSQL URL (--pg), not both`,
+      )
+    }
+    const schema = str('pgSchema', 'meshtap') as string
+    if (!/^[a-z_][a-z0-9_]{0,47}$/.test(schema)) {
+      throw new ConfigError(
+        `${given('pgSchema')?.where}: expected lowercase letters, digits and _ (at most 48), got "${schema}"`,
+      )
+    }
+    pg = { url: pgUrl, schema }
+  } else if (given('pgSchema')) {
+    throw new ConfigError(`${given('pgSchema')?.where}: a schema needs a PostgreSQL URL (--pg)`)
+  }
+  const share = str('share')
+  if (share !== undefined) {
+    if (!/^[^/+#\s]{1,64}$/.test(share)) {
+      throw new ConfigError(
+        `${given('share')?.where}: expected a group name without "/", "+", "#" or spaces, got "${share}"`,
+      )
+    }
+    if (brokers.length === 0) {
+      throw new ConfigError(
+        `${given('share')?.where}: shared subscriptions apply to upstream brokers (--broker, --public); the embedded broker has none`,
+      )
+    }
+    for (const [i, b] of brokers.entries()) {
+      if (b.protocolVersion !== undefined && b.protocolVersion !== 5) {
+        throw new ConfigError(
+          `${given('share')?.where}: broker ${b.id} speaks MQTT ${b.protocolVersion}; shared subscriptions need MQTT 5`,
+        )
+      }
+      const shared: BrokerConfig = { ...b, shareGroup: share, protocolVersion: 5 }
+      try {
+        createMqttSource({ brokers: [shared] })
+      } catch (e) {
+        throw new ConfigError(
+          `${given('share')?.where}: broker ${b.id}: ${(e as Error).message.replace(/^createMqttSource: /, '')}`,
+        )
+      }
+      brokers[i] = shared
+    }
+  }
+  const ingestGiven = given('ingest')
+  const ingest = ingestGiven ? asBool(ingestGiven) : !(pg && !mqttEnabled && brokers.length === 0)
+  if (!ingest) {
+    if (!pg) {
+      throw new ConfigError(
+        `${ingestGiven?.where}: a web-only instance shows what ingest workers write to PostgreSQL: it needs --pg`,
+      )
+    }
+    if (brokers.length > 0 || simulate) {
+      throw new ConfigError(
+        `${ingestGiven?.where}: a web-only instance has no sources; drop ${brokers.length > 0 ? '--broker/--public' : '--simulate'}`,
+      )
+    }
+  }
+
   return {
     host: str('host', '127.0.0.1') as string,
     port: int('port', 8080, 0, 65_535),
     dataDir,
     database,
+    ...(pg ? { pg } : {}),
+    ingest,
+    ...(share !== undefined ? { share } : {}),
     mqtt: {
-      enabled: mqttEnabled,
+      enabled: mqttEnabled && ingest,
       host: str('mqtt.host', '127.0.0.1') as string,
       port: int('mqtt.port', 1883, 0, 65_535),
       ...(mqttUser !== undefined ? { username: mqttUser, password: mqttPassword } : {}),
@@ -563,7 +685,9 @@ export function loadConfig(
 export function describeConfig(config: ServerConfig): Record<string, unknown> {
   return {
     http: `${config.host}:${config.port}`,
-    database: config.database,
+    database: config.pg ? `${redact(config.pg.url)} (schema ${config.pg.schema})` : config.database,
+    ingest: config.ingest ? 'on' : 'off (web-only: live events from the PostgreSQL change feed)',
+    share: config.share ?? 'off',
     mqtt: config.mqtt.enabled
       ? `${config.mqtt.host}:${config.mqtt.port}${config.mqtt.username ? ' (password required)' : ''}`
       : 'off',

@@ -38,8 +38,10 @@ async function main(): Promise<void> {
           ? `  Embedded MQTT broker: ${server.mqttUrl} (loopback only: add --mqtt-host 0.0.0.0 for gateways on your network)`
           : `  Point your gateways' MQTT uplink at this machine, port ${server.mqttUrl.split(':').at(-1)} (root topic msh/…)`
         : '  Embedded MQTT broker: off',
-      `  Sources: ${[config.mqtt.enabled ? 'embedded broker' : '', ...(summary.brokers as string[]), config.simulate ? 'simulator' : ''].filter(Boolean).join(', ')}`,
-      `  Database: ${config.database}   control API: ${summary.controlApi}`,
+      config.ingest
+        ? `  Sources: ${[config.mqtt.enabled ? 'embedded broker' : '', ...(summary.brokers as string[]), config.simulate ? 'simulator' : ''].filter(Boolean).join(', ') || 'none'}${config.share ? ` (shared subscription group ${config.share})` : ''}`
+        : '  Web-only: no ingest; live events come from the PostgreSQL change feed',
+      `  Database: ${summary.database}   control API: ${summary.controlApi}`,
       '',
     ].join('\n'),
   )

@@ -32,25 +32,57 @@ export function createSwappableCodec(keys: readonly ChannelKeyInput[]) {
   }
 }
 
+/** The events a relay forwards from its upstream (`sourceStatus` comes from the server's own sources). */
+const RELAYED = ['packet', 'reception', 'undecoded', 'nodeUpdate', 'drop', 'flush'] as const
+
 /**
- * The ingest as a {@link LiveSource}, with the status events of sources the server runs itself
- * (the ingest only reports sources it was created with, and those cannot be stopped one by one).
+ * The {@link LiveSource} the WebSocket serves: the events of an upstream (the ingest, or the
+ * PostgreSQL change feed, which can be replaced when it is restarted) plus the status events of
+ * the sources the server runs itself (the ingest only reports sources it was created with, and
+ * those cannot be stopped one by one).
  */
-export function createLiveSource(ingest: Ingest) {
-  const statusListeners = new Set<(s: SourceStatus) => void>()
+export function createLiveSource(initial?: LiveSource) {
+  const listeners = new Map<keyof LiveEvents, Set<(payload: never) => void>>()
+  let upstream: LiveSource | undefined
+  let detach: (() => void) | undefined
+  const emit = <E extends keyof LiveEvents>(event: E, payload: LiveEvents[E]) => {
+    for (const l of listeners.get(event) ?? []) (l as (p: LiveEvents[E]) => void)(payload)
+  }
   const live: LiveSource = {
-    cache: ingest.cache,
+    cache: {
+      get: (node) => upstream?.cache.get(node),
+      list: () => upstream?.cache.list() ?? [],
+    },
     on<E extends keyof LiveEvents>(event: E, listener: (payload: LiveEvents[E]) => void) {
-      if (event !== 'sourceStatus') return ingest.on(event, listener as never)
-      const l = listener as (s: SourceStatus) => void
-      statusListeners.add(l)
-      return () => statusListeners.delete(l)
+      let set = listeners.get(event)
+      if (!set) {
+        set = new Set()
+        listeners.set(event, set)
+      }
+      const l = listener as (payload: never) => void
+      set.add(l)
+      return () => {
+        set.delete(l)
+      }
     },
   }
+  /** Forwards `source`'s events from now on (instead of the previous upstream's). */
+  const attach = (source: LiveSource) => {
+    detach?.()
+    upstream = source
+    const offs = RELAYED.map((event) =>
+      source.on(event, (payload) => emit(event, payload as LiveEvents[typeof event])),
+    )
+    detach = () => {
+      for (const off of offs) off()
+    }
+  }
+  if (initial) attach(initial)
   return {
     live,
+    attach,
     emitStatus(s: SourceStatus) {
-      for (const l of statusListeners) l(s)
+      emit('sourceStatus', s)
     },
   }
 }

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createIngest } from '@meshtap/core'
+import { createPgStore } from '@meshtap/pg-store'
 import { createSqliteStore } from '@meshtap/sqlite-store'
 import { createWsServer, type WsServer } from '@meshtap/ws-server'
 import { HttpError, registerApi } from './api.js'
@@ -11,6 +12,7 @@ import { createLiveSource, createRateMeter, createSwappableCodec } from './runti
 import {
   type EmbeddedBroker,
   type ManagedSource,
+  managedChangeFeed,
   managedMqttSource,
   managedSimulator,
   startEmbeddedBroker,
@@ -27,13 +29,24 @@ export interface ReferenceServer {
   close(): Promise<void>
 }
 
-/** Assembles the packages into the reference server and starts it. */
+/**
+ * Assembles the packages into the reference server and starts it.
+ *
+ * With `config.pg` the store is PostgreSQL and the live WebSocket pushes what the change feed
+ * reads back from the database: the events of every instance writing to it, this one included.
+ * With `config.ingest === false` (web-only) the ingest gets no sources: it only owns the store.
+ */
 export async function startReferenceServer(config: ServerConfig): Promise<ReferenceServer> {
-  mkdirSync(dirname(config.database), { recursive: true })
-  const store = createSqliteStore({ path: config.database })
+  let store: ReturnType<typeof createSqliteStore> | ReturnType<typeof createPgStore>
+  if (config.pg) {
+    store = createPgStore({ connectionString: config.pg.url, schema: config.pg.schema })
+  } else {
+    mkdirSync(dirname(config.database), { recursive: true })
+    store = createSqliteStore({ path: config.database })
+  }
   const keys = createSwappableCodec(config.keys)
   const ingest = createIngest({ store, codec: keys.codec })
-  const { live, emitStatus } = createLiveSource(ingest)
+  const { live, attach, emitStatus } = createLiveSource(config.pg ? undefined : ingest)
   const diagnostics = createDiagnostics(ingest)
   const rate = createRateMeter(ingest)
   const sources: ManagedSource[] = []
@@ -56,7 +69,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
     store,
     token: config.token,
     protectReads: config.protectReads,
-    cachedGateways: (num) => ingest.cache.get(num)?.gateways,
+    cachedGateways: (num) => live.cache.get(num)?.gateways,
     diagnose: (num) => diagnostics.diagnose(store, num),
     ...status,
     uiConfig: () => ({
@@ -93,6 +106,12 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
   await serveDocsAndWeb(app, config.webDir)
 
   await ingest.start()
+  if (config.pg) {
+    // First: it seeds the node cache and LISTENs before any source of this instance writes.
+    const feed = managedChangeFeed('change-feed', config.pg, attach, emitStatus)
+    await feed.start()
+    sources.push(feed)
+  }
   if (config.mqtt.enabled) {
     broker = await startEmbeddedBroker(config.mqtt)
     const b = {
@@ -133,7 +152,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
       : {}),
     onError: (e) => app.log.warn(e.message),
   })
-  await Promise.all(sources.map((s) => s.start()))
+  await Promise.all(sources.filter((s) => s.id !== 'change-feed').map((s) => s.start()))
 
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port

@@ -3,7 +3,8 @@ import { createServer, type Server, type Socket } from 'node:net'
 import type { ChannelKeyInput, Ingest } from '@meshtap/core'
 import { createMeshSimulator } from '@meshtap/core'
 import { createMqttSource, type MqttBrokerOptions } from '@meshtap/core/mqtt'
-import type { Source, SourceState, SourceStatus } from '@meshtap/protocol'
+import { createPgChangeFeed, type PgChangeFeed } from '@meshtap/pg-store'
+import type { LiveSource, Source, SourceState, SourceStatus } from '@meshtap/protocol'
 import { Aedes } from 'aedes'
 import { connect, type MqttClient } from 'mqtt'
 import { redact } from './config.js'
@@ -11,7 +12,7 @@ import { redact } from './config.js'
 /** What the control API and health report about one source. */
 export interface SourceInfo {
   id: string
-  kind: 'embedded' | 'broker' | 'public' | 'simulator'
+  kind: 'embedded' | 'broker' | 'public' | 'simulator' | 'change-feed'
   /** Where it connects (no credentials). */
   endpoint: string
   topics?: string[]
@@ -264,6 +265,72 @@ export function managedSimulator(
       if (!c) return
       await c.endAsync()
       set('stopped')
+    },
+  }
+}
+
+/**
+ * The PostgreSQL change feed as a source of live events: what every ingest worker commits to the
+ * database, read back and pushed to this server's WebSocket clients. A feed starts once, so each
+ * start builds a new one and hands it to `attach` (the live source the WebSocket serves).
+ */
+export function managedChangeFeed(
+  id: string,
+  options: { url: string; schema: string },
+  attach: (feed: LiveSource) => void,
+  onStatus: (s: SourceStatus) => void,
+): ManagedSource & { readonly feed: PgChangeFeed | undefined } {
+  let feed: PgChangeFeed | undefined
+  let unsubscribe: (() => void) | undefined
+  let status: SourceInfo = {
+    id,
+    kind: 'change-feed',
+    endpoint: `${redact(options.url)} (schema ${options.schema})`,
+    state: 'idle',
+    since: Date.now(),
+  }
+  return {
+    id,
+    get feed() {
+      return feed
+    },
+    info: () => ({ ...status }),
+    async start() {
+      if (feed) return
+      const f = createPgChangeFeed({
+        connectionString: options.url,
+        schema: options.schema,
+        name: id,
+      })
+      feed = f
+      unsubscribe = f.on('sourceStatus', (st) => {
+        status = { ...status, state: st.state, since: st.at }
+        if (st.error) status.error = st.error
+        else delete status.error
+        onStatus({ ...st, source: id })
+      })
+      try {
+        await f.start()
+      } catch (e) {
+        unsubscribe()
+        unsubscribe = undefined
+        feed = undefined
+        await f.stop().catch(() => undefined)
+        status = { ...status, state: 'offline', since: Date.now(), error: (e as Error).message }
+        throw e
+      }
+      attach(f)
+    },
+    async stop() {
+      const f = feed
+      feed = undefined
+      if (!f) return
+      await f.stop()
+      unsubscribe?.()
+      unsubscribe = undefined
+      status = { ...status, state: 'stopped', since: Date.now() }
+      delete status.error
+      onStatus({ source: id, state: 'closed', at: status.since })
     },
   }
 }

@@ -8,6 +8,7 @@ import {
   nodeNumFromId,
   type Reception,
 } from '@meshtap/protocol'
+import { LruMap } from './bounded.js'
 
 /** A node's state changed: the node and the fields that changed. @internal */
 export interface NodeChange {
@@ -17,13 +18,16 @@ export interface NodeChange {
 
 /**
  * The latest state per node, updated from packets and receptions the way an ingest's hot cache
- * is (so a change feed emits the same `nodeUpdate` events), most recently heard first, bounded.
+ * is (so a change feed emits the same `nodeUpdate` events), most recently heard first, bounded
+ * (least recently heard forgotten first, in O(1)).
  * @internal
  */
 export class NodeStates {
-  private readonly nodes = new Map<number, NodeState>()
+  private readonly nodes: LruMap<number, NodeState>
 
-  constructor(private readonly max: number) {}
+  constructor(max: number) {
+    this.nodes = new LruMap(max)
+  }
 
   get size(): number {
     return this.nodes.size
@@ -31,38 +35,28 @@ export class NodeStates {
 
   get(key: number | string): NodeState | undefined {
     const num = typeof key === 'number' ? key >>> 0 : nodeNumFromId(key)
-    return num === undefined ? undefined : this.nodes.get(num)
+    return num === undefined ? undefined : this.nodes.peek(num)
   }
 
   /** Most recently heard first. */
   list(): NodeState[] {
-    return [...this.nodes.values()].reverse()
+    return this.nodes.values()
   }
 
   /** Puts a node (seeded from the store) as the most recent. */
   set(node: NodeState): void {
-    this.nodes.delete(node.num)
     this.nodes.set(node.num, node)
-    this.trim()
   }
 
   clear(): void {
     this.nodes.clear()
   }
 
-  private trim(): void {
-    while (this.nodes.size > this.max) {
-      const oldest = this.nodes.keys().next()
-      if (oldest.done) break
-      this.nodes.delete(oldest.value)
-    }
-  }
-
   private node(num: number, at: number): NodeState {
-    const n = this.nodes.get(num) ?? newNodeState(num, at)
-    this.nodes.delete(num)
+    const found = this.nodes.touch(num)
+    if (found) return found
+    const n = newNodeState(num, at)
     this.nodes.set(num, n)
-    this.trim()
     return n
   }
 
@@ -80,7 +74,7 @@ export class NodeStates {
   markGateway(gatewayId: string, at: number): void {
     const num = nodeNumFromId(gatewayId)
     if (num === undefined) return
-    const existing = this.nodes.get(num)
+    const existing = this.nodes.peek(num)
     if (existing) existing.isGateway = true
     else this.node(num, at).isGateway = true
   }

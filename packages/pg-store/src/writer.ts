@@ -21,6 +21,7 @@ import {
   unpackPacket,
 } from '@meshtap/protocol/store-kit'
 import { Columns, cleanText, numArray, textArray } from './arrays.js'
+import { FifoMap } from './bounded.js'
 import { PgStoreError } from './errors.js'
 import { dayOf } from './partitions.js'
 import { ident, type PgPoolClient, TYPES } from './pool.js'
@@ -30,20 +31,6 @@ export interface PacketRef {
   id: number
   day: number
   decoded: boolean
-}
-
-/** Bounded insertion-ordered map: the oldest entries go first. */
-class BoundedMap<V> extends Map<string, V> {
-  constructor(private readonly max: number) {
-    super()
-  }
-  override set(key: string, value: V): this {
-    if (this.size >= this.max && !this.has(key)) {
-      const first = this.keys().next()
-      if (!first.done) this.delete(first.value)
-    }
-    return super.set(key, value)
-  }
 }
 
 /** The rows a committed transaction added, for the change log and the caller. @internal */
@@ -389,9 +376,9 @@ export function createWriter(
   },
 ): Writer {
   const s = ident(schema)
-  const strings = new BoundedMap<number>(10_000)
-  const gateways = new BoundedMap<number>(10_000)
-  const keys = new BoundedMap<PacketRef>(options.keyCacheSize ?? 100_000)
+  const strings = new FifoMap<string, number>(10_000)
+  const gateways = new FifoMap<string, number>(10_000)
+  const keys = new FifoMap<string, PacketRef>(options.keyCacheSize ?? 100_000)
   let tx: Tx | undefined
 
   const sql = {

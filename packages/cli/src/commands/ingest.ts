@@ -41,6 +41,12 @@ Options:
   --no-rate-limit      do not rate-limit busy nodes (default: 2 packets/s, bursts of 20)
   --retention-days D   delete rows older than D days (default 90)`
 
+/**
+ * The ingest queue of a collector that acknowledges after the commit (`--qos 1 --persistent`):
+ * twice MQTT 5's largest receive window, so the broker can never send more than it holds.
+ */
+const DEFERRED_QUEUE_CAPACITY = 2 * 65_536
+
 /** The final counters `meshtap ingest` prints. */
 export interface IngestSummary {
   received: number
@@ -81,6 +87,7 @@ export async function runIngest(
   let idleMs: number | undefined
   let rateLimit: boolean
   let retentionDays: number
+  let deferredAcks = false
   try {
     const { values } = parseArgs({
       args,
@@ -116,6 +123,7 @@ export async function runIngest(
     idleMs = positiveInt(values['idle-exit-ms'], '--idle-exit-ms')
     rateLimit = !values['no-rate-limit']
     retentionDays = positiveInt(values['retention-days'], '--retention-days') ?? 90
+    deferredAcks = values.qos === '1' && values.persistent === true
     ;({ source, topics } = sourceFromFlags('ingest', values, {
       protocolVersion: values.mqtt5 || values.share !== undefined ? 5 : 4,
       ...(values['client-id'] !== undefined ? { clientId: values['client-id'] } : {}),
@@ -144,6 +152,11 @@ export async function runIngest(
     store,
     keys,
     ...(rateLimit ? {} : { rateLimit: false as const }),
+    // At least once: with acknowledgements after the commit, the broker has at most its
+    // receive window (65535 over MQTT 5) unacknowledged messages out to this client, twice that
+    // for a moment after a reconnect. A queue that holds them all never sheds one (a shed record
+    // is acknowledged, so it would be lost); a restarted worker gets a full window at once.
+    ...(deferredAcks ? { queueCapacity: DEFERRED_QUEUE_CAPACITY } : {}),
   })
   ingest.on('sourceStatus', (s) => {
     const line = statusLine(s as Parameters<typeof statusLine>[0], topics)
@@ -163,7 +176,15 @@ export async function runIngest(
   options.signal?.addEventListener('abort', () => resolveStop('abort'), { once: true })
   let idleTimer: ReturnType<typeof setInterval> | undefined
   try {
-    await ingest.start()
+    try {
+      await ingest.start()
+    } catch (e) {
+      if ((e as { code?: string }).code === 'SOURCE_FAILED') throw e
+      // The store's init: a PostgreSQL server that does not answer, refuses the login, … (the
+      // `finally` below stops the ingest).
+      io.stderr.write(`meshtap ingest: cannot open the database: ${(e as Error).message}\n`)
+      return 1
+    }
     if (idleMs !== undefined) {
       let last = -1
       let since = Date.now()
