@@ -16,6 +16,9 @@ interface StatusDeps {
   diagnosticsNodes: () => number
 }
 
+/** A packet key no store holds: looking it up is the cheapest query that still reaches the database. */
+const HEALTH_PROBE_KEY = '0:0:health-probe'
+
 /** A source is unhealthy when it is trying and failing, or has been connecting for too long. */
 function sourceOk(s: SourceInfo): boolean {
   if (s.state === 'reconnecting' || s.state === 'offline') return false
@@ -78,20 +81,48 @@ export function createStatus(deps: StatusDeps) {
     latency.observe({ route }, reply.elapsedTime / 1000)
   })
 
+  /**
+   * Cheap on purpose (load balancers poll it): no row counts (`/api/stats` has them). The database
+   * check is one primary-key lookup with a 2 s timeout; the write check reads the ingest's own
+   * record of its last commits and failures (a full disk, a database locked by another process).
+   */
   async function health() {
-    let database: Record<string, unknown>
     const t = performance.now()
+    let probe: { ok: true; latencyMs: number } | { ok: false; error: string }
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
-      const counts = await Promise.race([
-        deps.store.counts(),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('timed out after 2 s')), 2000).unref(),
-        ),
+      await Promise.race([
+        deps.store.getPacket(HEALTH_PROBE_KEY),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out after 2 s')), 2000)
+          timer.unref()
+        }),
       ])
-      database = { ok: true, latencyMs: Math.round((performance.now() - t) * 10) / 10, ...counts }
+      probe = { ok: true, latencyMs: Math.round((performance.now() - t) * 10) / 10 }
     } catch (e) {
-      database = { ok: false, error: (e as Error).message }
+      probe = { ok: false, error: (e as Error).message }
+    } finally {
+      clearTimeout(timer)
     }
+    const w = deps.ingest.health()
+    const writes = {
+      ok: w.writes === 'ok',
+      queueDepth: w.queueDepth,
+      consecutiveFailures: w.consecutiveWriteFailures,
+      ...(w.lastWriteOkAt !== undefined
+        ? { lastOkAt: new Date(w.lastWriteOkAt).toISOString() }
+        : {}),
+      ...(w.failingSince !== undefined
+        ? { failingSince: new Date(w.failingSince).toISOString() }
+        : {}),
+      ...(w.writes === 'failing' && w.lastWriteError
+        ? {
+            error: w.lastWriteError.message,
+            ...(w.lastWriteError.code ? { code: w.lastWriteError.code } : {}),
+          }
+        : {}),
+    }
+    const database = { ...probe, ok: probe.ok && writes.ok, read: probe, writes }
     const list = deps.sources().map((s) => s.info())
     const sources = { ok: list.every(sourceOk), items: list }
     const ws = deps.ws()
@@ -106,7 +137,7 @@ export function createStatus(deps: StatusDeps) {
       heapUsedMb: Math.round(mem.heapUsed / 1048576),
       limitMb: deps.memoryLimitMb,
     }
-    const ok = Boolean(database.ok) && sources.ok && websocket.ok && memory.ok
+    const ok = database.ok && sources.ok && websocket.ok && memory.ok
     return {
       status: ok ? ('ok' as const) : ('degraded' as const),
       database,

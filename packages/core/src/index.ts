@@ -15,7 +15,7 @@ export type {
 } from './events.js'
 export type { DropReason, HistogramSnapshot, MetricsSnapshot } from './metrics/metrics.js'
 export { toPrometheus } from './metrics/metrics.js'
-export type { BatchOptions, Ingest, IngestOptions } from './pipeline/ingest.js'
+export type { BatchOptions, Ingest, IngestHealth, IngestOptions } from './pipeline/ingest.js'
 export { createIngest, isTransientStoreError, packetKeyOf } from './pipeline/ingest.js'
 export type { PriorityLevel, PushResult } from './queue/priority-queue.js'
 export { BoundedPriorityQueue, PRIORITY_LEVELS, priorityOf } from './queue/priority-queue.js'

@@ -78,6 +78,29 @@ export interface IngestOptions {
   now?: () => number
 }
 
+/**
+ * Whether the store is taking writes, for health checks ({@link Ingest.health}): a failing store
+ * (disk full, database locked, server gone) shows here while the pipeline keeps retrying.
+ *
+ * @example
+ * const h = ingest.health()
+ * if (h.writes === 'failing') console.warn(`store failing since ${h.failingSince}: ${h.lastWriteError?.message}`)
+ */
+export interface IngestHealth {
+  /** `failing` from a failed write until the next successful one. */
+  writes: 'ok' | 'failing'
+  /** When the current run of failures began (Unix ms), while `failing`. */
+  failingSince?: number
+  /** Failed write attempts since the last successful one. */
+  consecutiveWriteFailures: number
+  /** The latest failed write: its message, the store's error code, when (Unix ms). */
+  lastWriteError?: { message: string; code?: string; transient: boolean; at: number }
+  /** When the last batch was committed (Unix ms). */
+  lastWriteOkAt?: number
+  /** Records waiting to be written. */
+  queueDepth: number
+}
+
 /** A running ingest pipeline: source → decode → dedup → rate limit → queue → batch write. */
 export interface Ingest {
   /** Initialises the store and starts every source. */
@@ -97,6 +120,8 @@ export interface Ingest {
   metrics(): MetricsSnapshot
   /** The metrics in Prometheus text format. */
   prometheus(): string
+  /** Whether writes are getting through (cheap: no I/O). */
+  health(): IngestHealth
   /** Latest state per node. */
   readonly cache: NodeCache
   /** The codec in use (its key ring). */
@@ -236,6 +261,10 @@ export function createIngest(options: IngestOptions): Ingest {
   let writing: Promise<void> | undefined
   let writingSync = false
   const writeSync = store.writeBatchSync?.bind(store)
+  let lastWriteOkAt: number | undefined
+  let lastWriteError: IngestHealth['lastWriteError']
+  let failingSince: number | undefined
+  let consecutiveWriteFailures = 0
 
   function emit<E extends keyof IngestEvents>(event: E, payload: IngestEvents[E]): void {
     if (emitter.listenerCount(event) === 0) return
@@ -393,16 +422,9 @@ export function createIngest(options: IngestOptions): Ingest {
       const p = view.result.value
       m.decoded++
       const key = packetKeyOf(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, bucketMs)
-      if (dedup.get(key, t)) {
-        duplicate(
-          key,
-          dedup.get(key, t) as DedupEntry,
-          p,
-          receivedAt,
-          message.source,
-          ack,
-          undefined,
-        )
+      const seen = dedup.get(key, t)
+      if (seen) {
+        duplicate(key, seen, p, receivedAt, message.source, ack, undefined)
         return
       }
       acceptPacket(p, key, receivedAt, t, message.source, ack)
@@ -611,6 +633,9 @@ export function createIngest(options: IngestOptions): Ingest {
 
   function committed(p: Prepared, durationMs: number, attempt: number): void {
     const t = now()
+    lastWriteOkAt = t
+    failingSince = undefined
+    consecutiveWriteFailures = 0
     m.written += p.items.length
     m.packetsWritten += p.batch.packets.length + p.batch.undecoded.length
     m.batches++
@@ -640,6 +665,16 @@ export function createIngest(options: IngestOptions): Ingest {
       } catch (cause) {
         m.writeErrors++
         const transient = isTransientStoreError(cause)
+        const failedAt = now()
+        failingSince ??= failedAt
+        consecutiveWriteFailures++
+        const code = (cause as { code?: unknown } | null)?.code
+        lastWriteError = {
+          message: (cause as Error)?.message ?? String(cause),
+          ...(typeof code === 'string' ? { code } : {}),
+          transient,
+          at: failedAt,
+        }
         emit(
           'error',
           new IngestError(
@@ -738,6 +773,14 @@ export function createIngest(options: IngestOptions): Ingest {
     },
     metrics: snapshot,
     prometheus: () => toPrometheus(snapshot()),
+    health: (): IngestHealth => ({
+      writes: failingSince === undefined ? 'ok' : 'failing',
+      ...(failingSince !== undefined ? { failingSince } : {}),
+      consecutiveWriteFailures,
+      ...(lastWriteError ? { lastWriteError: { ...lastWriteError } } : {}),
+      ...(lastWriteOkAt !== undefined ? { lastWriteOkAt } : {}),
+      queueDepth: queue.size,
+    }),
     async start() {
       if (started) throw new IngestError('ALREADY_STARTED', 'this ingest was already started')
       if (stopPromise) throw new IngestError('STOPPED', 'this ingest was stopped; create a new one')
