@@ -126,11 +126,21 @@ function parseBbox(text: string): BoundingBox {
 
 type Q = Record<string, string | number | boolean | undefined>
 
+/** Query fields that are integers (the schema coerces them; `1e309` would pass as Infinity). */
+const INTEGER_FIELDS = new Set(['limit', 'since', 'until'])
+
 /** Copies the query into store filters: node refs and boxes parsed, the rest as given. */
 function filters(q: Q): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(q)) {
     if (v === undefined) continue
+    if (INTEGER_FIELDS.has(k) && !Number.isSafeInteger(v)) {
+      throw new HttpError(
+        400,
+        'BAD_NUMBER',
+        `${k}: expected an integer, got ${String(v).slice(0, 40)}`,
+      )
+    }
     if (k === 'node' || k === 'to') out[k] = nodeNum(String(v), k) as NodeRef
     else if (k === 'bbox') out[k] = parseBbox(String(v))
     else if (k === 'portnum') out[k] = String(v).split(',').map(Number)

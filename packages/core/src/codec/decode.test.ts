@@ -59,6 +59,30 @@ describe('createCodec', () => {
     })
   })
 
+  it('reads a NaN or infinite rx_snr as absent (0), so no store is handed a value it cannot keep', () => {
+    for (const rxSnr of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const p = ok(codec.decode({ topic: TOPIC, payload: encodeEnvelope({ ...text('x'), rxSnr }) }))
+      expect(p.rxSnr).toBe(0)
+      const secret = { name: 'Secret', psk: bytesToBase64(randomBytes(32)) }
+      const failure = failed(
+        codec.decode({
+          topic: 'msh/US/2/e/Secret/!a0c0ffee',
+          payload: encodeEnvelope({ ...text('x'), rxSnr, channel: secret }),
+        }),
+      )
+      expect(failure.packet.rxSnr ?? 0).toBe(0)
+    }
+  })
+
+  it('treats a null or non-string topic as no topic', () => {
+    const payload = encodeEnvelope(text('hello'))
+    for (const topic of [null, 42, {}]) {
+      const p = ok(codec.decode({ topic: topic as unknown as string, payload }))
+      expect(p.topic).toBeUndefined()
+      expect(p.gatewayId).toBe(GW)
+    }
+  })
+
   it('keeps header and ciphertext of a packet it cannot decrypt', () => {
     const secret = { name: 'Secret', psk: bytesToBase64(randomBytes(32)) }
     const bytes = encodeEnvelope({ ...text('psst'), channel: secret })

@@ -394,10 +394,12 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
   }
 
   function inspect(message: RawMessage): PacketView {
-    const { topic, payload } = message
+    const { payload } = message
+    // JavaScript callers (and JSON inputs) may pass null or a non-string: treat it as no topic.
+    const topic = typeof message.topic === 'string' ? message.topic : undefined
     let parsed: ParsedTopic | undefined
     let kind: PacketKind | undefined = message.kind
-    if (topic !== undefined && topic !== null) {
+    if (topic !== undefined) {
       parsed = topicCache.get(topic)
       if (parsed === undefined && !topicCache.has(topic)) {
         parsed = parseTopic(topic)

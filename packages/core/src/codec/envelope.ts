@@ -144,6 +144,8 @@ function readMeshPacketInto(r: WireReader, p: RawMeshPacket): boolean {
       case 8:
         if (wt !== 5) return false
         p.rxSnr = readFloat(r)
+        // NaN or ±Infinity from a broken or hostile gateway: no usable figure, as if absent.
+        if (p.rxSnr - p.rxSnr !== 0) p.rxSnr = 0
         break
       case 9:
         if (wt !== 0) return false

@@ -404,6 +404,47 @@ describe('createIngest', () => {
     expect(ingest.metrics().counters).toMatchObject({ writeErrors: 2, written: 1, dropped: 0 })
   })
 
+  it('isolates a record the store refuses: the rest of its batch is stored, the copies of the bad packet go with it', async () => {
+    const inner = createMemoryStore()
+    let attempts = 0
+    const store: Store = {
+      ...inner,
+      writeBatchSync: undefined,
+      async writeBatch(batch) {
+        attempts++
+        // A store that refuses one packet for good (a constraint, a value it cannot hold).
+        if (batch.receptions.some((r) => r.packetKey === '9:13')) {
+          throw Object.assign(new Error('NOT NULL constraint failed'), { code: 'CONSTRAINT' })
+        }
+        return inner.writeBatch(batch)
+      },
+    }
+    const ingest = createIngest({
+      store,
+      rateLimit: false,
+      batch: { maxRecords: 64, maxDelayMs: 1, retryInitialDelayMs: 1, maxAttempts: 10 },
+    })
+    const errors: string[] = []
+    ingest.on('error', (e) => errors.push(e.message))
+    await ingest.start()
+    let acked = 0
+    for (let id = 1; id <= 40; id++) {
+      ingest.push(msg({ from: 9, id }, 1), () => acked++)
+      ingest.push(msg({ from: 9, id }, 2), () => acked++)
+    }
+    await ingest.stop()
+    const c = ingest.metrics().counters
+    expect(acked).toBe(80)
+    expect(c.dropped).toBe(2)
+    expect(c.droppedByReason['store-failed']).toBe(2) // packet 9:13 and its copy
+    expect(c.written).toBe(78)
+    expect(await inner.counts()).toEqual({ packets: 39, receptions: 78, undecoded: 0 })
+    expect(await inner.getReceptions('9:13')).toEqual([])
+    // Bisection, not a retry per record: a handful of attempts for a batch of 64.
+    expect(attempts).toBeLessThan(30)
+    expect(errors.some((e) => /splitting it to isolate/.test(e))).toBe(true)
+  })
+
   it('drops (counted, acked) a batch whose error persists after maxAttempts', async () => {
     const store: Store = {
       ...createMemoryStore(),

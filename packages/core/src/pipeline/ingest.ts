@@ -652,8 +652,14 @@ export function createIngest(options: IngestOptions): Ingest {
     })
   }
 
-  /** Writes a batch, retrying; `failed` is the error of a first (synchronous) attempt, if any. */
-  async function retryItems(p: Prepared, failed: unknown): Promise<void> {
+  /**
+   * Writes a batch, retrying; `failed` is the error of a first (synchronous) attempt, if any.
+   * Transient errors (locked, full, connection lost) are retried with backoff for as long as it
+   * takes. A batch refused for good is split in halves, recursively, so one bad record costs only
+   * itself: a record that fails alone while its siblings were written is dropped at once
+   * (`store-failed`, counted); a batch of one that was never split gets `maxAttempts` tries.
+   */
+  async function retryItems(p: Prepared, failed: unknown, depth = 0): Promise<void> {
     const items = p.items
     for (let attempt = 1; ; attempt++) {
       const started = performance.now()
@@ -675,36 +681,59 @@ export function createIngest(options: IngestOptions): Ingest {
           transient,
           at: failedAt,
         }
+        const split = !transient && items.length > 1
         emit(
           'error',
           new IngestError(
             'STORE_WRITE_FAILED',
-            `[${store.name}] writing a batch of ${items.length} records failed (attempt ${attempt}${transient ? ', transient: retrying' : ''}): ${(cause as Error)?.message ?? String(cause)}`,
+            `[${store.name}] writing a batch of ${items.length} records failed (attempt ${attempt}${transient ? ', transient: retrying' : split ? ': splitting it to isolate the record the store refuses' : ''}): ${(cause as Error)?.message ?? String(cause)}`,
             { cause, transient },
           ),
         )
+        if (split) {
+          const mid = items.length >> 1
+          const first = prepareRetry(items.slice(0, mid))
+          if (first) await retryItems(first, undefined, depth + 1)
+          // Built after the first half is settled: copies of a packet it could not store go too.
+          const second = prepareRetry(items.slice(mid))
+          if (second) await retryItems(second, undefined, depth + 1)
+          return
+        }
         const giveUp =
-          (!transient && attempt >= maxAttempts) ||
+          (!transient && (depth > 0 || attempt >= maxAttempts)) ||
           (stopPromise !== undefined && attempt >= Math.min(maxAttempts, 5))
         if (giveUp) {
-          m.dropped += items.length
-          m.droppedByReason['store-failed'] += items.length
-          for (const it of items)
-            m.droppedByPriority[PRIORITY_LEVELS[it.priority] as PriorityLevel]++
-          for (const it of items) {
-            if ((it.packet || it.undecoded) && it.entry) {
-              // Later copies of a packet that could not be stored go with it.
-              it.entry.fate = 'dropped'
-              it.entry.dropReason = 'store-failed'
-            }
-          }
-          emit('drop', { reason: 'store-failed', count: items.length })
-          for (const it of items) it.ack?.()
+          storeFailed(items)
           return
         }
         await sleep(Math.min(retryMax, retryInitial * 2 ** (attempt - 1)))
       }
     }
+  }
+
+  /** Counts, reports and acknowledges records the store would not take. */
+  function storeFailed(items: QueueItem[]): void {
+    m.dropped += items.length
+    m.droppedByReason['store-failed'] += items.length
+    for (const it of items) {
+      m.droppedByPriority[PRIORITY_LEVELS[it.priority] as PriorityLevel]++
+      if ((it.packet || it.undecoded) && it.entry) {
+        // Later copies of a packet that could not be stored go with it.
+        it.entry.fate = 'dropped'
+        it.entry.dropReason = 'store-failed'
+      }
+    }
+    emit('drop', { reason: 'store-failed', count: items.length })
+    for (const it of items) it.ack?.()
+  }
+
+  /** A part of a split batch, without the copies of packets that could not be stored. */
+  function prepareRetry(part: QueueItem[]): Prepared | undefined {
+    const orphans = part.filter((it) => !it.packet && !it.undecoded && it.entry?.fate === 'dropped')
+    if (orphans.length === 0) return prepare(part)
+    storeFailed(orphans)
+    const gone = new Set(orphans)
+    return prepare(part.filter((it) => !gone.has(it)))
   }
 
   /** Writes everything queued (full and partial batches); resolves when committed. */
