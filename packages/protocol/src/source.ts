@@ -48,4 +48,14 @@ export interface Source {
   onStatus?(listener: (status: SourceStatus) => void): () => void
   /** The current state. */
   status?(): SourceStatus
+  /**
+   * Backpressure: stop handing over messages until {@link Source.resume}, leaving them where they
+   * are kept safely (an MQTT broker holding a persistent session's QoS 1 messages, a file). A
+   * consumer calls it when it cannot take more without dropping. A source whose undelivered
+   * messages would be lost instead (QoS 0 traffic) should not pause, so the consumer can shed them
+   * by priority; one message already on its way may still arrive after `pause()`.
+   */
+  pause?(): void
+  /** Resumes delivery after {@link Source.pause}. */
+  resume?(): void
 }

@@ -143,6 +143,7 @@ describe('database locked by another process for seconds', () => {
     const byPhase: Record<string, number> = {}
     for (const u of unaccounted) byPhase[where(u)] = (byPhase[where(u)] ?? 0) + 1
     const diagnosis = `${unaccounted.length} neither stored nor shed, by phase ${JSON.stringify(byPhase)}; counters ${JSON.stringify(m.counters)}`
+    if (unaccounted.length > 0) process.stderr.write(`[fault] ${diagnosis}\n`)
     expect(unaccounted.map(receptionId), diagnosis).toEqual([])
     expect(later.filter((msg) => !storedSet.has(receptionId(msg))).map(receptionId)).toEqual([])
     expect(stored.length).toBe(m.counters.written)

@@ -41,12 +41,6 @@ Options:
   --no-rate-limit      do not rate-limit busy nodes (default: 2 packets/s, bursts of 20)
   --retention-days D   delete rows older than D days (default 90)`
 
-/**
- * The ingest queue of a collector that acknowledges after the commit (`--qos 1 --persistent`):
- * twice MQTT 5's largest receive window, so the broker can never send more than it holds.
- */
-const DEFERRED_QUEUE_CAPACITY = 2 * 65_536
-
 /** The final counters `meshtap ingest` prints. */
 export interface IngestSummary {
   received: number
@@ -87,7 +81,6 @@ export async function runIngest(
   let idleMs: number | undefined
   let rateLimit: boolean
   let retentionDays: number
-  let deferredAcks = false
   try {
     const { values } = parseArgs({
       args,
@@ -123,7 +116,6 @@ export async function runIngest(
     idleMs = positiveInt(values['idle-exit-ms'], '--idle-exit-ms')
     rateLimit = !values['no-rate-limit']
     retentionDays = positiveInt(values['retention-days'], '--retention-days') ?? 90
-    deferredAcks = values.qos === '1' && values.persistent === true
     ;({ source, topics } = sourceFromFlags('ingest', values, {
       protocolVersion: values.mqtt5 || values.share !== undefined ? 5 : 4,
       ...(values['client-id'] !== undefined ? { clientId: values['client-id'] } : {}),
@@ -152,11 +144,11 @@ export async function runIngest(
     store,
     keys,
     ...(rateLimit ? {} : { rateLimit: false as const }),
-    // At least once: with acknowledgements after the commit, the broker has at most its
-    // receive window (65535 over MQTT 5) unacknowledged messages out to this client, twice that
-    // for a moment after a reconnect. A queue that holds them all never sheds one (a shed record
-    // is acknowledged, so it would be lost); a restarted worker gets a full window at once.
-    ...(deferredAcks ? { queueCapacity: DEFERRED_QUEUE_CAPACITY } : {}),
+    // At least once: with acknowledgements after the commit (--qos 1 --persistent), the broker
+    // has at most the source's receive window unacknowledged here (MQTT 5: 4096; MQTT 3.1.1: the
+    // broker's max_inflight_messages), twice that for a moment after a reconnect. The default queue
+    // (10,000) holds 2 × 4096, so a backlog after an outage waits in the broker instead of being
+    // shed (a shed record is acknowledged, so it would be lost).
   })
   ingest.on('sourceStatus', (s) => {
     const line = statusLine(s as Parameters<typeof statusLine>[0], topics)

@@ -34,6 +34,8 @@ export interface MetricsSnapshot {
      * and counted here, not recorded as receptions (a store keeps one reception per packet and gateway).
      */
     repeats: number
+    /** Times the pausable sources were paused because the queue reached its high-water mark. */
+    pauses: number
     /** Receptions recorded (every copy, including first copies). */
     receptions: number
     /** Logical packets refused by the per-node rate limit. */
@@ -56,6 +58,8 @@ export interface MetricsSnapshot {
     cacheNodes: number
     dedupEntries: number
     sourcesConnected: number
+    /** 1 while sources are paused for backpressure, else 0. */
+    sourcesPaused: number
   }
   histograms: {
     /** From receipt to store commit, ms. */
@@ -138,6 +142,7 @@ export function createMetrics() {
     packets: 0,
     duplicates: 0,
     repeats: 0,
+    pauses: 0,
     receptions: 0,
     rateLimited: 0,
     dropped: 0,
@@ -220,6 +225,12 @@ export function toPrometheus(s: MetricsSnapshot, prefix = 'meshtap_'): string {
   gauge('cache_nodes', 'Nodes in the hot cache.', g.cacheNodes)
   gauge('dedup_entries', 'Packets remembered for deduplication.', g.dedupEntries)
   gauge('sources_connected', 'Sources currently connected.', g.sourcesConnected)
+  gauge(
+    'sources_paused',
+    '1 while sources are paused because the queue is nearly full.',
+    g.sourcesPaused,
+  )
+  counter('source_pauses_total', 'Times sources were paused for backpressure.', c.pauses)
   const hist = (name: string, help: string, h: HistogramSnapshot) => {
     out.push(`# HELP ${prefix}${name} ${help}`, `# TYPE ${prefix}${name} histogram`)
     for (const b of h.buckets) out.push(`${prefix}${name}_bucket{le="${b.le / 1000}"} ${b.count}`)

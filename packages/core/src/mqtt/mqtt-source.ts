@@ -66,6 +66,17 @@ export interface MqttSource extends Source {
    */
   status(): MqttSourceStatus
   stats(): MqttSourceStats
+  /**
+   * Stops reading from the brokers whose messages wait there safely (QoS 1 with deferred acks: a
+   * persistent session) until {@link MqttSource.resume}: mqtt.js stops parsing, TCP backpressure
+   * stops the broker, which keeps the messages queued for this session. Brokers with QoS 0 or
+   * immediate acks keep delivering (their messages would be lost, not kept). An ingest calls this
+   * when its queue is nearly full. A long pause can end in a keepalive timeout and a reconnect,
+   * after which the broker delivers the unacknowledged messages again.
+   */
+  pause(): void
+  /** Resumes reading after {@link MqttSource.pause}. */
+  resume(): void
 }
 
 /** CONNACK refusals that retrying soon will not fix (MQTT 3.1.1 return codes, MQTT 5 reason codes). */
@@ -105,6 +116,8 @@ interface BrokerRuntime {
   disconnects: number
   window: AckWindow<unknown>
   status: MqttSourceStatus
+  /** mqtt.js callbacks held while paused: each lets it go on to the next packet. */
+  held: (() => void)[]
 }
 
 function internals(client: MqttClient): ClientInternals {
@@ -174,6 +187,8 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
   let stopped = false
   let stopping: Promise<void> | undefined
   let onMessage: MessageHandler | undefined
+  /** Set by pause(): brokers with deferred acks stop reading. */
+  let paused = false
 
   const runtimes: BrokerRuntime[] = resolved.brokers.map((broker) => ({
     broker,
@@ -186,6 +201,7 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
     disconnects: 0,
     window: createAckWindow<unknown>(noop),
     status: { source: name, state: 'idle', endpoint: broker.endpoint, at: Date.now() },
+    held: [],
   }))
 
   const emit = (rt: BrokerRuntime, state: SourceState, extra: Partial<MqttSourceStatus> = {}) => {
@@ -275,7 +291,7 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
       ...(b.protocolVersion === 5
         ? {
             properties: {
-              receiveMaximum: 0xffff,
+              receiveMaximum: b.receiveMaximum,
               ...(b.persistentSession ? { sessionExpiryInterval: b.sessionExpirySec } : {}),
             },
           }
@@ -317,6 +333,14 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
       rt.everConnected = true
       subscribe(rt, client)
     })
+    if (deferred) {
+      // mqtt.js waits for this callback before it parses the next packet: holding it while the
+      // consumer is paused stops reading the socket, and the broker keeps what it has not sent.
+      client.handleMessage = (_packet, callback) => {
+        if (paused && !stopped) rt.held.push(() => callback())
+        else callback()
+      }
+    }
     client.on('message', (topic, payload, packet) => {
       if (stopped || !onMessage) return
       rt.received++
@@ -343,6 +367,7 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
     })
     client.on('close', () => {
       rt.window.reset(undefined)
+      release(rt)
       if (stopped) return
       rt.disconnects++
       if (rt.connectedAt !== undefined && Date.now() - rt.connectedAt >= STABLE_CONNECTION_MS) {
@@ -357,7 +382,13 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
     client.connect()
   }
 
+  const release = (rt: BrokerRuntime) => {
+    const held = rt.held.splice(0)
+    for (const go of held) go()
+  }
+
   const close = (rt: BrokerRuntime): Promise<void> => {
+    release(rt)
     if (rt.timer !== undefined) clearTimeout(rt.timer)
     rt.timer = undefined
     rt.window.reset(undefined)
@@ -424,6 +455,14 @@ export function createMqttSource(options: MqttSourceOptions): MqttSource {
       }
     },
     status: aggregate,
+    pause() {
+      paused = true
+    },
+    resume() {
+      if (!paused) return
+      paused = false
+      for (const rt of runtimes) release(rt)
+    },
     stats() {
       const brokers = runtimes.map(
         (rt): MqttBrokerStats => ({

@@ -93,6 +93,14 @@ export interface MqttBrokerOptions {
    * MQTT 5 only: set `protocolVersion: 5`.
    */
   shareGroup?: string
+  /**
+   * MQTT 5 receive maximum: how many QoS 1 messages the broker may have sent without an ack (with
+   * deferred acks, the ones not yet committed). Flow control does not rely on it (Mosquitto 2.0
+   * honours it only for its first window): a collector with deferred acks stops reading when its
+   * queue fills (see `pause()`), and the broker keeps the rest.
+   * @default 65535
+   */
+  receiveMaximum?: number
   /** A label for this broker in statuses and stats. @default the URL without credentials */
   name?: string
 }
@@ -146,6 +154,8 @@ export interface ResolvedBroker {
   persistentSession: boolean
   sessionExpirySec: number
   ackMode: 'auto' | 'deferred'
+  /** MQTT 5 receive maximum announced to the broker. */
+  receiveMaximum: number
 }
 
 /** All options after validation. */
@@ -354,6 +364,10 @@ export function resolveMqttSourceOptions(options: MqttSourceOptions): ResolvedMq
         `ackMode "deferred" needs qos: 1 (${at} subscribes with qos 0, which has no acknowledgements)`,
       )
     }
+    const receiveMaximum = b.receiveMaximum ?? 0xffff
+    if (!Number.isInteger(receiveMaximum) || receiveMaximum < 1 || receiveMaximum > 0xffff) {
+      fail(`${at}.receiveMaximum must be an integer from 1 to 65535 (got ${b.receiveMaximum})`)
+    }
     return {
       url: b.url,
       endpoint,
@@ -368,6 +382,7 @@ export function resolveMqttSourceOptions(options: MqttSourceOptions): ResolvedMq
       persistentSession,
       sessionExpirySec,
       ackMode,
+      receiveMaximum,
     }
   })
   return {

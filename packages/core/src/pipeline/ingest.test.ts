@@ -445,6 +445,58 @@ describe('createIngest', () => {
     expect(errors.some((e) => /splitting it to isolate/.test(e))).toBe(true)
   })
 
+  it('pauses sources that can keep their messages when the queue is nearly full, instead of shedding', async () => {
+    const gated = gatedStore()
+    const calls: string[] = []
+    // A source holding a backlog it keeps safely (as a broker keeps a persistent session's queue).
+    const backlog = Array.from({ length: 500 }, (_, i) => msg({ from: 3, id: i + 1 }, 1))
+    let handler: ((m: RawMessage, ack: () => void) => void) | undefined
+    let paused = false
+    let acked = 0
+    const pump = () => {
+      while (!paused && backlog.length > 0) handler?.(backlog.shift() as RawMessage, () => acked++)
+    }
+    const source = {
+      name: 'backlog',
+      async start(h: typeof handler) {
+        handler = h
+        queueMicrotask(pump)
+      },
+      async stop() {},
+      pause() {
+        calls.push('pause')
+        paused = true
+      },
+      resume() {
+        calls.push('resume')
+        paused = false
+        queueMicrotask(pump)
+      },
+    }
+    const ingest = createIngest({
+      sources: [source],
+      store: gated.store,
+      rateLimit: false,
+      queueCapacity: 100,
+      batch: { maxRecords: 40, maxDelayMs: 1 },
+    })
+    await ingest.start()
+    await vi.waitFor(() => expect(calls).toEqual(['pause']))
+    // Paused at the high-water mark (80 of 100), with one message at most on its way.
+    expect(ingest.metrics().gauges.queueDepth).toBeLessThanOrEqual(81)
+    expect(ingest.metrics().gauges.sourcesPaused).toBe(1)
+    gated.release()
+    await vi.waitFor(() => expect(backlog).toHaveLength(0))
+    await ingest.stop()
+    const c = ingest.metrics().counters
+    expect(calls.filter((x) => x === 'pause').length).toBe(c.pauses)
+    expect(c.pauses).toBeGreaterThan(1)
+    expect(c.dropped).toBe(0)
+    expect(c.written).toBe(500)
+    expect(acked).toBe(500)
+    expect(await gated.inner.counts()).toMatchObject({ packets: 500, receptions: 500 })
+  })
+
   it('drops (counted, acked) a batch whose error persists after maxAttempts', async () => {
     const store: Store = {
       ...createMemoryStore(),

@@ -67,6 +67,14 @@ export interface IngestOptions {
   rateLimit?: RateLimitOptions | false
   /** Records the queue holds before it sheds the lowest priority. @default 10000 */
   queueCapacity?: number
+  /**
+   * Backpressure on sources that can keep their messages (`Source.pause`, e.g. an MQTT source with
+   * QoS 1 and deferred acks): they are paused when the queue holds `highWater` records and resumed
+   * at `lowWater`, so a backlog waits at the broker instead of being shed (a shed record is
+   * acknowledged, so it would be lost). Sources that cannot pause are shed by priority as before.
+   * `false` never pauses. @default { highWater: 0.8 × queueCapacity, lowWater: 0.5 × queueCapacity }
+   */
+  backpressure?: { highWater?: number; lowWater?: number } | false
   batch?: BatchOptions
   /** Hot cache of the latest state per node. */
   cache?: NodeCacheOptions
@@ -240,6 +248,21 @@ export function createIngest(options: IngestOptions): Ingest {
   const bucketMs = options.dedup?.mapReportBucketMs ?? 600_000
   const limiter = options.rateLimit === false ? undefined : createRateLimiter(options.rateLimit)
   const queue = new BoundedPriorityQueue<QueueItem>(options.queueCapacity ?? 10_000)
+  const pausable =
+    options.backpressure === false
+      ? []
+      : sources.filter((s) => typeof s.pause === 'function' && typeof s.resume === 'function')
+  const highWater =
+    (options.backpressure || undefined)?.highWater ?? Math.floor(queue.capacity * 0.8)
+  const lowWater = (options.backpressure || undefined)?.lowWater ?? Math.floor(queue.capacity * 0.5)
+  if (!(lowWater >= 0 && lowWater < highWater && highWater <= queue.capacity)) {
+    throw new IngestError(
+      'INVALID_OPTIONS',
+      `createIngest: backpressure needs 0 ≤ lowWater < highWater ≤ queueCapacity (got ${lowWater}, ${highWater}, ${queue.capacity})`,
+    )
+  }
+  /** Whether the pausable sources are paused because the queue is nearly full. */
+  let sourcesPaused = false
   const maxRecords = options.batch?.maxRecords ?? 1000
   const maxDelayMs = options.batch?.maxDelayMs ?? 100
   const retryInitial = options.batch?.retryInitialDelayMs ?? 100
@@ -321,8 +344,20 @@ export function createIngest(options: IngestOptions): Ingest {
       return false
     }
     if (res.evicted) shed(res.evicted.item, res.evicted.priority)
+    if (!sourcesPaused && pausable.length > 0 && queue.size >= highWater) {
+      sourcesPaused = true
+      m.pauses++
+      for (const s of pausable) s.pause?.()
+    }
     scheduleFlush()
     return true
+  }
+
+  /** Resumes paused sources once the queue is down to its low-water mark. */
+  function maybeResume(): void {
+    if (!sourcesPaused || queue.size > lowWater) return
+    sourcesPaused = false
+    for (const s of pausable) s.resume?.()
   }
 
   function acceptPacket(
@@ -638,6 +673,7 @@ export function createIngest(options: IngestOptions): Ingest {
     consecutiveWriteFailures = 0
     m.written += p.items.length
     m.packetsWritten += p.batch.packets.length + p.batch.undecoded.length
+    maybeResume()
     m.batches++
     for (const it of p.items) {
       m.commitLatency.observe(t - it.receivedAt)
@@ -763,6 +799,7 @@ export function createIngest(options: IngestOptions): Ingest {
         packets: m.packets,
         duplicates: m.duplicates,
         repeats: m.repeats,
+        pauses: m.pauses,
         receptions: m.receptions,
         rateLimited: m.rateLimited,
         dropped: m.dropped,
@@ -781,6 +818,7 @@ export function createIngest(options: IngestOptions): Ingest {
         cacheNodes: cache.size,
         dedupEntries: dedup.size,
         sourcesConnected: connected,
+        sourcesPaused: sourcesPaused ? 1 : 0,
       },
       histograms: {
         commitLatencyMs: m.commitLatency.snapshot(),
@@ -842,6 +880,8 @@ export function createIngest(options: IngestOptions): Ingest {
         // acknowledgements reach the broker; only then disconnect.
         closed = true
         await drain()
+        sourcesPaused = false
+        for (const s of pausable) s.resume?.()
         await Promise.allSettled(sources.map((s) => s.stop()))
         for (const u of unsubscribers.splice(0)) u()
         if (options.closeStore ?? true) await store.close?.()
