@@ -13,7 +13,6 @@ export const storeBenchmark: Benchmark = {
       name: 'store',
       machine,
       revision: describeRevision(),
-      busy: undefined,
       quick,
       ...result,
     }

@@ -5,7 +5,7 @@
  * 100 000 with `--quick`), `STORE_BENCH_BIG=1` to add the 10 000 000 dataset (several minutes).
  * @module
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createIngest, createMemoryStore } from '@meshtap/core'
@@ -13,6 +13,8 @@ import { batches, type WorkloadRecord, workload } from '@meshtap/core/testing'
 import type { Store, WriteBatch } from '@meshtap/protocol'
 import { createSqliteStore, type SqliteStore } from '@meshtap/sqlite-store'
 import Database from 'better-sqlite3'
+import { NOISY_THRESHOLD, startBusyProbe } from './machine.js'
+import type { BusySummary } from './report.js'
 
 /** A table of the report (the shape of bench/lib/report.ts `Table`). */
 export interface BenchTable {
@@ -30,6 +32,21 @@ export interface StoreBenchResult {
   notes: string[]
   headline: string
   settings: string
+  /** How busy the rest of the machine was during the timed write rounds. */
+  busy: BusySummary | undefined
+}
+
+/** Share of the machine used by other processes in each timed round (from /proc/stat). */
+const othersPerRound: number[] = []
+
+function busySummary(): BusySummary | undefined {
+  if (othersPerRound.length === 0) return undefined
+  return {
+    medianOthers: median(othersPerRound),
+    maxOthers: Math.max(...othersPerRound),
+    noisyRounds: othersPerRound.filter((o) => o > NOISY_THRESHOLD).length,
+    rounds: othersPerRound.length,
+  }
 }
 
 const DAY = 86_400_000
@@ -165,6 +182,7 @@ async function measureWrites(
     const order = contenders.map((_, i) => contenders[(i + r) % contenders.length] as number)
     for (const which of order) {
       const { dir, file } = tmp()
+      const probe = startBusyProbe()
       try {
         if (which >= 0) {
           const t = await writeStore(file, all, variants[which]?.setup)
@@ -173,6 +191,8 @@ async function measureWrites(
         } else {
           out.floor.push((receptions / writeFloor(file, all)) * 1000)
         }
+        const busy = probe.stop()
+        if (busy) othersPerRound.push(busy.others)
       } finally {
         rmSync(dir, { recursive: true, force: true })
       }
@@ -183,6 +203,67 @@ async function measureWrites(
 
 /** The per-node indexes of schema version 3, dropped to measure what they cost and bring. */
 const DROP_NODE_INDEXES = 'DROP INDEX positions_node; DROP INDEX telemetry_node'
+
+/** Schema version 4's covering box index swapped back for version 3's `(cell, received_at)`. */
+const SCHEMA_3_BOX_INDEX =
+  'DROP INDEX positions_box; CREATE INDEX positions_cell ON positions (cell, received_at)'
+
+/**
+ * Where the write cost goes: the distinct pages each commit writes to the WAL, by the table or
+ * index (b-tree) they belong to. Writes every batch but the last `probe` into a new file, then
+ * checkpoints before each of the last ones and reads the page numbers of the frames each commit
+ * appended to the WAL; `dbstat` names each page's b-tree (pages allocated by that commit are
+ * "new pages").
+ */
+async function pagesPerCommit(
+  all: readonly WriteBatch[],
+  probe: number,
+): Promise<{ perThousand: Map<string, number>; total: number }> {
+  const { dir, file } = tmp()
+  const store = createSqliteStore({ path: file, retention: false })
+  try {
+    await store.init()
+    const db = store.database
+    const head = all.slice(0, Math.max(0, all.length - probe))
+    const tail = all.slice(head.length)
+    for (const b of head) await store.writeBatch(b)
+    const owner = new Map<number, string>()
+    for (const r of db.prepare('SELECT name, pageno FROM dbstat').all() as {
+      name: string
+      pageno: number
+    }[]) {
+      owner.set(r.pageno, r.name)
+    }
+    const pages = new Map<string, number>()
+    let receptions = 0
+    for (const b of tail) {
+      db.pragma('wal_checkpoint(TRUNCATE)')
+      await store.writeBatch(b)
+      receptions += b.receptions.length
+      const wal = readFileSync(`${file}-wal`)
+      const pageSize = wal.readUInt32BE(8)
+      const seen = new Set<number>()
+      for (let off = 32; off + 24 + pageSize <= wal.length; off += 24 + pageSize) {
+        seen.add(wal.readUInt32BE(off))
+      }
+      for (const pg of seen) {
+        const name = owner.get(pg) ?? 'new pages (appended rows, splits)'
+        pages.set(name, (pages.get(name) ?? 0) + 1)
+      }
+    }
+    const perThousand = new Map<string, number>()
+    let total = 0
+    for (const [name, n] of pages) {
+      const v = (n / receptions) * 1000
+      perThousand.set(name, v)
+      total += v
+    }
+    return { perThousand, total }
+  } finally {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 interface QueryCase {
   label: string
@@ -366,6 +447,7 @@ async function replay(
           closeStore: false,
         })
         await ingest.start()
+        const probe = startBusyProbe()
         const t0 = performance.now()
         let i = 0
         for (const m of messages) {
@@ -374,6 +456,8 @@ async function replay(
         }
         await ingest.stop()
         const t = performance.now() - t0
+        const busy = probe.stop()
+        if (busy) othersPerRound.push(busy.others)
         ;(which === 'sqlite' ? out.sqlite : out.memory).push((messages.length / t) * 1000)
         if (which === 'sqlite') {
           const c = await store.counts()
@@ -398,6 +482,8 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
   const quick = options.quick
   const tables: BenchTable[] = []
   const notes: string[] = []
+  /** One line per aim of issue 4, met or not, put first in the notes. */
+  const aims: string[] = []
   const rounds = quick ? 2 : 5
 
   // 1. Write rate against the floor, two batch sizes.
@@ -422,6 +508,9 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
     if (size === 1000) {
       headline = `store ${rate(median(store))} receptions/s = ${ratio.toFixed(2)}× the floor (batches of 1000)`
     }
+    aims.push(
+      `Writes in batches of ${size}: ${ratio.toFixed(2)}× the floor (aim ≥ 0.5×: ${ratio >= 0.5 ? 'met' : 'not met'}).`,
+    )
   }
   tables.push({
     caption: `**Write rate**: ${rate(writePackets)} packets with their receptions (${rate(
@@ -438,17 +527,43 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
     rows: writeRows,
   })
 
+  // 1b. Where the write cost goes: WAL pages per commit by b-tree.
+  const breakdown = await pagesPerCommit([...batches(records, 1000)], quick ? 5 : 20)
+  const named = [...breakdown.perThousand].sort((a, b) => b[1] - a[1])
+  const big = named.filter(([, v]) => v >= 5)
+  const rest = named.filter(([, v]) => v < 5)
+  tables.push({
+    caption: `**Where the write cost goes**: distinct pages each commit of 1000 receptions writes to the WAL (4 KiB each), by table or index, over the last ${quick ? 5 : 20} batches of the write test. ${breakdown.total.toFixed(0)} pages per 1000 receptions in all.`,
+    header: ['table or index', 'pages per 1000 receptions', 'share'],
+    rows: [
+      ...big.map(([name, v]) => [
+        `\`${name}\``,
+        v.toFixed(0),
+        `${((v / breakdown.total) * 100).toFixed(0)} %`,
+      ]),
+      [
+        `${rest.length} others (time indexes, state tables, …), each under 5`,
+        rest.reduce((t, [, v]) => t + v, 0).toFixed(0),
+        `${((rest.reduce((t, [, v]) => t + v, 0) / breakdown.total) * 100).toFixed(0)} %`,
+      ],
+    ],
+  })
+
   // 2. What each index costs (the same rounds, every variant against the same floor).
   const all1000 = [...batches(records, 1000)]
   const variants: Variant[] = [
-    { label: 'as shipped (schema 3)' },
+    { label: 'as shipped (schema 4)' },
     {
-      label: 'without the (node, received_at) indexes (schema 2)',
+      label: 'without the (node, received_at) indexes (as schema 2)',
       setup: (s) => s.database.exec(DROP_NODE_INDEXES),
     },
     {
-      label: 'without the 1° cell index on positions',
-      setup: (s) => s.database.exec('DROP INDEX positions_cell'),
+      label: 'schema 3 box index (cell, received_at) instead of the covering one',
+      setup: (s) => s.database.exec(SCHEMA_3_BOX_INDEX),
+    },
+    {
+      label: 'without any box index on positions',
+      setup: (s) => s.database.exec('DROP INDEX positions_box'),
     },
     {
       label: 'without any time index (receptions, packets, typed tables)',
@@ -481,15 +596,20 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
       const ds = await buildDataset(file, size, span)
       const bytes = fileSize(file)
       const n = quick ? 30 : 200
-      const shipped = await timeQueries(queryCases(ds.store, ds.nodes, ds.end), n)
+      const cases = queryCases(ds.store, ds.nodes, ds.end)
+      const shipped = await timeQueries(cases, n)
       ds.store.database.exec(DROP_NODE_INDEXES)
-      const without = await timeQueries(queryCases(ds.store, ds.nodes, ds.end), n)
+      const without = await timeQueries(cases, n)
+      // The box queries again with schema 3's box index, to show what the covering index brings.
+      ds.store.database.exec(SCHEMA_3_BOX_INDEX)
+      const boxCases = cases.filter((c) => c.label.includes('box'))
+      const schema3 = await timeQueries(boxCases, n)
       tables.push({
         caption: `**Queries at ${rate(ds.receptions)} receptions** (${rate(
           (await ds.store.counts()).packets,
         )} packets from ${ds.nodes.length} nodes over 3 days; file ${mb(bytes)}, ${mb(
           (bytes / ds.receptions) * 1e6,
-        )} per million receptions; built at ${rate((ds.receptions / ds.ms) * 1000)} receptions/s in batches of 10 000). ${n} runs each, ms.`,
+        )} per million receptions; built at ${rate((ds.receptions / ds.ms) * 1000)} receptions/s in batches of 10 000). ${n} runs each, ms. Aim: p95 < 20 ms at 10 M.`,
         header: [
           'query',
           'p50',
@@ -497,9 +617,27 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
           'max',
           'p50 without (node, time) indexes',
           'p95 without (node, time) indexes',
+          'p50 with the schema-3 box index',
+          'p95 with the schema-3 box index',
         ],
-        rows: shipped.map((r, i) => [...r.slice(0, 4), ...(without[i]?.slice(1, 3) ?? [])]),
+        rows: shipped.map((r, i) => {
+          const old = schema3.find((x) => x[0] === r[0])
+          return [
+            ...r.slice(0, 4),
+            ...(without[i]?.slice(1, 3) ?? []),
+            old?.[1] ?? '–',
+            old?.[2] ?? '–',
+          ]
+        }),
       })
+      const worst = Math.max(...shipped.map((r) => Number(r[2])))
+      aims.push(
+        `Queries at ${rate(ds.receptions)} receptions: the slowest p95 is ${ms(worst)} ms${
+          ds.receptions >= 9_000_000
+            ? ` (aim < 20 ms at 10 M: ${worst < 20 ? 'met' : 'not met'})`
+            : ''
+        }.`,
+      )
       await ds.store.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
@@ -538,6 +676,11 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
       ],
     ],
   })
+  const replayRate = median(rp.sqlite)
+  aims.push(
+    `Replay into SQLite: ${rate(replayRate)} messages/s, ${(replayRate / median(rp.memory)).toFixed(2)}× the memory store in the same rounds (aim ≥ 100 k/s: ${replayRate >= 100_000 ? 'met' : 'not met'}).`,
+  )
+  notes.unshift(`**Aims of issue 4** (this run): ${aims.join(' ')}`)
   notes.push(`Replay stored ${rp.stored}.`)
   notes.push(
     'Floor: the same packets (key, from, to, id, port, time, `JSON.stringify` of the packet) and receptions (10 columns) inserted with prepared statements, one transaction per batch, WAL and `synchronous = NORMAL`, no index, no typed tables, no node state.',
@@ -552,6 +695,7 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
     notes,
     headline,
     settings: `${rounds} alternating rounds per write figure${quick ? ', --quick' : ''}`,
+    busy: busySummary(),
   }
 }
 

@@ -43,6 +43,35 @@ async function versionOneFile(): Promise<string> {
   return file
 }
 
+/**
+ * The SQL that turns a current file back into a version-`version` file with the same rows (the
+ * steps after version 2 only add or change indexes).
+ */
+function downgradeSql(version: number): string {
+  const steps: string[] = []
+  if (version < 4) {
+    steps.push(
+      'DROP INDEX positions_box; CREATE INDEX positions_cell ON positions (cell, received_at)',
+    )
+  }
+  if (version < 3) steps.push('DROP INDEX positions_node; DROP INDEX telemetry_node')
+  steps.push(`DELETE FROM schema_migrations WHERE version > ${version}`)
+  steps.push(`PRAGMA user_version = ${version}`)
+  return steps.join(';\n')
+}
+
+/** A file written by the current store for `records`, turned back into a version-`version` file. */
+async function olderFile(version: number): Promise<string> {
+  const file = tmpFile()
+  const store = createSqliteStore({ path: file, retention: false })
+  for (const b of batches(records, 500)) await store.writeBatch(b)
+  await store.close()
+  const db = new Database(file)
+  db.exec(downgradeSql(version))
+  db.close()
+  return file
+}
+
 describe('migrations', () => {
   it('are numbered 1, 2, … without gaps', () => {
     expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1))
@@ -134,15 +163,9 @@ describe('migrations', () => {
   })
 
   it('upgrade a version-2 file with data', async () => {
-    const file = tmpFile()
-    const store = createSqliteStore({ path: file, retention: false })
-    for (const b of batches(records, 500)) await store.writeBatch(b)
-    await store.close()
-    // Version 3 only added indexes: without them, and marked 2, the file is a version-2 file.
-    const db = new Database(file)
-    db.exec(`DROP INDEX positions_node; DROP INDEX telemetry_node;
-      DELETE FROM schema_migrations WHERE version > 2; PRAGMA user_version = 2`)
-    db.close()
+    // Versions 3 and 4 only added or changed indexes: without them, and marked 2, the file is a
+    // version-2 file.
+    const file = await olderFile(2)
     const upgraded = createSqliteStore({ path: file, retention: false })
     await upgraded.init()
     expect(upgraded.schemaVersion()).toBe(SCHEMA_VERSION)
@@ -162,6 +185,53 @@ describe('migrations', () => {
     expect((await upgraded.listPositions({ node })).items.length).toBe(
       packets.filter((p) => p.packet.from === node && p.packet.app.type === 'position').length,
     )
+    await upgraded.close()
+  })
+
+  it('upgrade a version-3 file with data: the box index covers the coordinates', async () => {
+    const file = await olderFile(3)
+    const old = new Database(file, { readonly: true })
+    expect(
+      old.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'positions_%'").all(),
+    ).toContainEqual({ name: 'positions_cell' })
+    old.close()
+    const upgraded = createSqliteStore({ path: file, retention: false })
+    await upgraded.init()
+    expect(upgraded.schemaVersion()).toBe(SCHEMA_VERSION)
+    const names = (
+      upgraded.database
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'positions'")
+        .all() as { name: string }[]
+    ).map((r) => r.name)
+    expect(names).toContain('positions_box')
+    expect(names).not.toContain('positions_cell')
+    const plan = upgraded.database
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT packet_ref FROM positions WHERE cell = ? AND received_at >= ?
+         AND latitude BETWEEN ? AND ? AND longitude BETWEEN ? AND ?
+         ORDER BY received_at DESC, packet_ref DESC LIMIT 10`,
+      )
+      .all(0, 0, 0, 1, 0, 1) as { detail: string }[]
+    expect(plan.map((p) => p.detail).join()).toMatch(/positions_box/)
+    // Every position of the records inside a box, newest first, through the new index.
+    const box = { south: 37, west: -122, north: 37.5, east: -121.5 }
+    const inBox = records
+      .flatMap((r) => (r.packet ? [r.packet] : []))
+      .filter((p) => {
+        const app = p.packet.app
+        return (
+          app.type === 'position' &&
+          app.latitude !== undefined &&
+          app.longitude !== undefined &&
+          app.latitude >= box.south &&
+          app.latitude <= box.north &&
+          app.longitude >= box.west &&
+          app.longitude <= box.east
+        )
+      })
+    expect(inBox.length).toBeGreaterThan(10)
+    const listed = await upgraded.listPositions({ bbox: box, limit: 1000 })
+    expect(listed.items.map((p) => p.key).sort()).toEqual(inBox.map((p) => p.key).sort())
     await upgraded.close()
   })
 

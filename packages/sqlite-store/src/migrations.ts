@@ -1,6 +1,6 @@
 import type { SqliteDatabase } from './database.js'
 import { SqliteStoreError } from './errors.js'
-import { SCHEMA_V1, SCHEMA_V2, SCHEMA_V3 } from './schema.js'
+import { SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4 } from './schema.js'
 
 /**
  * One forward-only schema step. `up` runs inside the migration transaction; `backfill` asks for the
@@ -32,6 +32,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 3,
     name: "(node, received_at) indexes on positions and telemetry: one node's history",
     up: (db) => db.exec(SCHEMA_V3),
+  },
+  {
+    version: 4,
+    name: 'bounding-box index covering the coordinates: (cell, received_at, packet_ref, latitude, longitude)',
+    up: (db) => db.exec(SCHEMA_V4),
   },
 ]
 

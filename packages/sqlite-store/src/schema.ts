@@ -290,3 +290,18 @@ export const SCHEMA_V3 = `
 CREATE INDEX positions_node ON positions (node, received_at);
 CREATE INDEX telemetry_node ON telemetry (node, received_at);
 `
+
+/**
+ * Version 4: the bounding-box index covers what the box filter reads. `positions_cell` held
+ * `(cell, received_at)`, so every candidate row of a 1° cell cost a lookup in the `positions`
+ * table to test its latitude and longitude; at 10 M receptions (about 1.4 M positions, most of
+ * them in a few cells) a 0.3° box measured p95 17–54 ms (about 3 ms with this index).
+ * `positions_box` adds `packet_ref` (the tie-break of the keyset order, so the index still yields
+ * rows in page order) and the coordinates, so SQLite tests the box on the index entry and reads
+ * the table only for the rows it returns. Same append-ordered writes (one page per cell per
+ * commit).
+ */
+export const SCHEMA_V4 = `
+DROP INDEX positions_cell;
+CREATE INDEX positions_box ON positions (cell, received_at, packet_ref, latitude, longitude);
+`

@@ -126,5 +126,5 @@ describe('a realistic stream through createIngest into SQLite', () => {
       undecoded: 0,
     })
     await reopened.close()
-  })
+  }, 60_000) // 12 000 messages through two pipelines: seconds on a busy 2-core machine
 })
