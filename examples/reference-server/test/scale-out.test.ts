@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { postgresReachable } from '@meshtap/pg-store/testing'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
@@ -14,22 +15,8 @@ const ROOT = fileURLToPath(new URL('../../..', import.meta.url))
 const ADMIN_URL = process.env.MESHTAP_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const ENVELOPES = Number(process.env.MESHTAP_DEPLOY_ENVELOPES ?? 20_000)
 
-async function postgresAnswers(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 })
-  client.on('error', () => undefined)
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return true
-  } catch {
-    return false
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-}
-
 const hasMosquitto = !spawnSync('mosquitto', ['-h']).error
-const hasPostgres = await postgresAnswers()
+const hasPostgres = await postgresReachable(ADMIN_URL)
 const missing = [
   hasMosquitto ? '' : 'the mosquitto binary',
   hasPostgres ? '' : `PostgreSQL at ${ADMIN_URL.replace(/:[^:@/]*@/, ':***@')}`,

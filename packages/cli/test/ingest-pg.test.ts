@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
 import { createMeshSimulator } from '@meshtap/core'
 import { mosquittoUrl, startAedes } from '@meshtap/core/testing'
+import { postgresReachable } from '@meshtap/pg-store/testing'
 import { connectAsync } from 'mqtt'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -19,21 +20,7 @@ import { type IngestSummary, runIngest } from '../src/commands/ingest.js'
  */
 const ADMIN_URL = process.env.MESHTAP_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
-async function postgresAnswers(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 })
-  client.on('error', () => undefined)
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return true
-  } catch {
-    return false
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-}
-
-const hasPostgres = await postgresAnswers()
+const hasPostgres = await postgresReachable(ADMIN_URL)
 if (!hasPostgres) {
   const where = ADMIN_URL.replace(/:[^:@/]*@/, ':***@')
   if (process.env.CI)

@@ -4,6 +4,7 @@ import type { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import pg from 'pg'
 import { afterAll } from 'vitest'
 import type { PgPool } from '../src/index.js'
+import { postgresReachable } from '../src/testing.js'
 
 /**
  * The database the tests run against: the PostgreSQL server at 127.0.0.1:5432 when it answers
@@ -30,25 +31,11 @@ const pools: pg.Pool[] = []
 const schemas: string[] = []
 let pglite: { db: PGlite; server: PGLiteSocketServer } | undefined
 
-async function reachable(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
-  client.on('error', () => undefined)
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return true
-  } catch {
-    return false
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-}
-
 async function open(): Promise<TestDatabase> {
   let kind: TestDatabase['kind'] = 'postgres'
   let connectionString = URL
   const forced = process.env.MESHTAP_PG_TEST === 'pglite'
-  if (forced || !(await reachable(URL))) {
+  if (forced || !(await postgresReachable(URL))) {
     if (process.env.CI && !forced) {
       throw new Error(
         `PostgreSQL is required when CI is set, and ${URL.replace(/:[^:@/]*@/, ':***@')} does not answer`,

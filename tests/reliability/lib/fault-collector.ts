@@ -1,22 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
+import type { IngestSummary } from '@meshtap/cli'
 import { createMeshSimulator, type SimulatedMessage } from '@meshtap/core'
 import Database from 'better-sqlite3'
 import { connectAsync, type MqttClient } from 'mqtt'
 import { repoRoot } from './paths.js'
 
 /** The final counters `meshtap ingest` prints on a clean stop. */
-export interface CollectorSummary {
-  received: number
-  decoded: number
-  failed: number
-  packets: number
-  receptions: number
-  duplicates: number
-  rateLimited: number
-  dropped: number
-  written: number
-}
+export type CollectorSummary = IngestSummary
 
 /** A `meshtap ingest` process started by {@link startCollector}. */
 export interface CollectorProcess {
