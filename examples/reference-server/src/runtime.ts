@@ -38,8 +38,8 @@ const RELAYED = ['packet', 'reception', 'undecoded', 'nodeUpdate', 'drop', 'flus
 /**
  * The {@link LiveSource} the WebSocket serves: the events of an upstream (the ingest, or the
  * PostgreSQL change feed, which can be replaced when it is restarted) plus the status events of
- * the sources the server runs itself (the ingest only reports sources it was created with, and
- * those cannot be stopped one by one).
+ * the sources the server runs itself (reported with the ids the control API uses, including the
+ * simulator and the change feed, which are not ingest sources).
  */
 export function createLiveSource(initial?: LiveSource) {
   const listeners = new Map<keyof LiveEvents, Set<(payload: never) => void>>()

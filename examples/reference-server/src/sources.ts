@@ -34,8 +34,9 @@ export interface ManagedSource {
 }
 
 /**
- * Runs an MQTT subscription into the ingest, restartable: the ingest's sources are fixed at
- * creation and a `Source` starts once, so each start builds a new one.
+ * Runs an MQTT subscription into the ingest, restartable: a `Source` starts once, so each start
+ * builds a new one and adds it to the running ingest (`ingest.addSource`, which also gives it
+ * backpressure at QoS 1 with a persistent session); a stop removes it.
  */
 export function managedMqttSource(
   id: string,
@@ -71,13 +72,13 @@ export function managedMqttSource(
         else delete status.error
         onStatus({ ...st, source: id })
       })
-      await s.start((message, ack) => ingest.push(message, ack))
+      await ingest.addSource(s)
     },
     async stop() {
       const s = source
       source = undefined
       if (!s) return
-      await s.stop()
+      await ingest.removeSource(s.name)
       unsubscribe?.()
       status = { ...status, state: 'stopped', since: Date.now() }
       delete status.error

@@ -497,6 +497,69 @@ describe('createIngest', () => {
     expect(await gated.inner.counts()).toMatchObject({ packets: 500, receptions: 500 })
   })
 
+  it('adds and removes sources at run time, with their statuses and backpressure', async () => {
+    const gated = gatedStore()
+    const log: string[] = []
+    function fakeSource(name: string) {
+      let handler: ((m: RawMessage, ack: () => void) => void) | undefined
+      let listener: ((s: { source: string; state: 'connected'; at: number }) => void) | undefined
+      return {
+        name,
+        deliver: (m: RawMessage) => handler?.(m, () => {}),
+        async start(h: typeof handler) {
+          log.push(`${name} start`)
+          handler = h
+          listener?.({ source: name, state: 'connected', at: T0 })
+        },
+        async stop() {
+          log.push(`${name} stop`)
+          handler = undefined
+        },
+        onStatus(l: typeof listener) {
+          listener = l
+          return () => {
+            listener = undefined
+          }
+        },
+        pause: () => log.push(`${name} pause`),
+        resume: () => log.push(`${name} resume`),
+      }
+    }
+    const a = fakeSource('a')
+    const ingest = createIngest({
+      sources: [a],
+      store: gated.store,
+      rateLimit: false,
+      queueCapacity: 10,
+      batch: { maxRecords: 5, maxDelayMs: 1 },
+    })
+    const statuses: string[] = []
+    ingest.on('sourceStatus', (s) => statuses.push(s.source))
+    await ingest.start()
+    const b = fakeSource('b')
+    await ingest.addSource(b)
+    expect(ingest.sources.map((s) => s.name)).toEqual(['a', 'b'])
+    expect(statuses).toEqual(['a', 'b'])
+    expect(ingest.metrics().gauges.sourcesConnected).toBe(2)
+    await expect(ingest.addSource(fakeSource('a'))).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    })
+    // The added source is paused with the others when the queue fills (8 of 10).
+    for (let id = 1; id <= 8; id++) b.deliver(msg({ from: 5, id }, 1))
+    expect(log).toEqual(['a start', 'b start', 'a pause', 'b pause'])
+    gated.release()
+    await vi.waitFor(() => expect(log).toContain('b resume'))
+    expect(await ingest.removeSource('b')).toBe(true)
+    expect(await ingest.removeSource('b')).toBe(false)
+    expect(log.at(-1)).toBe('b stop')
+    expect(ingest.sources.map((s) => s.name)).toEqual(['a'])
+    expect(ingest.metrics().gauges.sourcesConnected).toBe(1)
+    a.deliver(msg({ from: 5, id: 9 }, 1))
+    await ingest.stop()
+    expect(ingest.metrics().counters).toMatchObject({ written: 9, dropped: 0 })
+    await expect(ingest.addSource(fakeSource('c'))).rejects.toMatchObject({ code: 'STOPPED' })
+  })
+
   it('drops (counted, acked) a batch whose error persists after maxAttempts', async () => {
     const store: Store = {
       ...createMemoryStore(),

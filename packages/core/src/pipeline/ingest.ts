@@ -130,6 +130,21 @@ export interface Ingest {
   prometheus(): string
   /** Whether writes are getting through (cheap: no I/O). */
   health(): IngestHealth
+  /**
+   * Adds a source at run time (a broker a user configures, a capture to replay): it gets the same
+   * status reporting and backpressure as the sources given to `createIngest`, and is started at
+   * once if the ingest is running (else with the others in `start()`). Rejects with
+   * `INVALID_OPTIONS` when a source of that name is already there, `STOPPED` after `stop()`.
+   */
+  addSource(source: Source): Promise<void>
+  /**
+   * Stops a source and removes it; resolves `false` when there is none of that name. Messages it
+   * delivered that are not committed yet are still written; at QoS 1 their acknowledgements are
+   * lost with the connection, so the broker delivers them again to the next session (deduplicated).
+   */
+  removeSource(name: string): Promise<boolean>
+  /** The sources, in the order they were added. */
+  readonly sources: readonly Source[]
   /** Latest state per node. */
   readonly cache: NodeCache
   /** The codec in use (its key ring). */
@@ -248,10 +263,10 @@ export function createIngest(options: IngestOptions): Ingest {
   const bucketMs = options.dedup?.mapReportBucketMs ?? 600_000
   const limiter = options.rateLimit === false ? undefined : createRateLimiter(options.rateLimit)
   const queue = new BoundedPriorityQueue<QueueItem>(options.queueCapacity ?? 10_000)
-  const pausable =
-    options.backpressure === false
-      ? []
-      : sources.filter((s) => typeof s.pause === 'function' && typeof s.resume === 'function')
+  const canPause = (s: Source) =>
+    options.backpressure !== false &&
+    typeof s.pause === 'function' &&
+    typeof s.resume === 'function'
   const highWater =
     (options.backpressure || undefined)?.highWater ?? Math.floor(queue.capacity * 0.8)
   const lowWater = (options.backpressure || undefined)?.lowWater ?? Math.floor(queue.capacity * 0.5)
@@ -273,7 +288,8 @@ export function createIngest(options: IngestOptions): Ingest {
   const m = createMetrics()
   const emitter = new EventEmitter()
   const statuses = new Map<string, SourceStatus>()
-  const unsubscribers: (() => void)[] = []
+  /** Per source: stops listening to its status. */
+  const unsubscribers = new Map<Source, () => void>()
 
   let started = false
   /** Set once the sources are stopped: later messages are refused. */
@@ -344,10 +360,10 @@ export function createIngest(options: IngestOptions): Ingest {
       return false
     }
     if (res.evicted) shed(res.evicted.item, res.evicted.priority)
-    if (!sourcesPaused && pausable.length > 0 && queue.size >= highWater) {
+    if (!sourcesPaused && queue.size >= highWater && sources.some(canPause)) {
       sourcesPaused = true
       m.pauses++
-      for (const s of pausable) s.pause?.()
+      for (const s of sources) pauseOne(s)
     }
     scheduleFlush()
     return true
@@ -356,8 +372,20 @@ export function createIngest(options: IngestOptions): Ingest {
   /** Resumes paused sources once the queue is down to its low-water mark. */
   function maybeResume(): void {
     if (!sourcesPaused || queue.size > lowWater) return
+    resumeAll()
+  }
+
+  /** The sources paused for backpressure (each paused once, resumed once). */
+  const pausedSet = new Set<Source>()
+  function pauseOne(s: Source): void {
+    if (!canPause(s) || pausedSet.has(s)) return
+    pausedSet.add(s)
+    s.pause?.()
+  }
+  function resumeAll(): void {
     sourcesPaused = false
-    for (const s of pausable) s.resume?.()
+    for (const s of pausedSet) s.resume?.()
+    pausedSet.clear()
   }
 
   function acceptPacket(
@@ -576,6 +604,26 @@ export function createIngest(options: IngestOptions): Ingest {
       nodeUpdate(cache.applyReception(from, reception))
       if (h.gatewayId !== undefined) cache.markGateway(h.gatewayId, receivedAt)
     }
+  }
+
+  // ---- sources ----
+
+  /** Follows a source's connection state (metrics, `sourceStatus` events). */
+  function watch(source: Source): void {
+    if (!source.onStatus || unsubscribers.has(source)) return
+    unsubscribers.set(
+      source,
+      source.onStatus((st) => {
+        statuses.set(source.name, st)
+        emit('sourceStatus', st)
+      }),
+    )
+  }
+
+  /** Starts a source into the pipeline; paused at once if the others are. */
+  async function launch(source: Source): Promise<void> {
+    await source.start((msg, ack) => push(msg, ack))
+    if (sourcesPaused) pauseOne(source)
   }
 
   // ---- batch writer ----
@@ -853,18 +901,9 @@ export function createIngest(options: IngestOptions): Ingest {
       if (stopPromise) throw new IngestError('STOPPED', 'this ingest was stopped; create a new one')
       started = true
       await store.init?.()
-      for (const source of sources) {
-        if (source.onStatus) {
-          unsubscribers.push(
-            source.onStatus((s) => {
-              statuses.set(source.name, s)
-              emit('sourceStatus', s)
-            }),
-          )
-        }
-      }
+      for (const source of sources) watch(source)
       try {
-        await Promise.all(sources.map((s) => s.start((msg, ack) => push(msg, ack))))
+        await Promise.all(sources.map(launch))
       } catch (cause) {
         throw new IngestError(
           'SOURCE_FAILED',
@@ -873,6 +912,48 @@ export function createIngest(options: IngestOptions): Ingest {
         )
       }
     },
+    get sources() {
+      return [...sources]
+    },
+    async addSource(source) {
+      if (stopPromise) throw new IngestError('STOPPED', 'this ingest was stopped; create a new one')
+      if (!source || typeof source.start !== 'function' || typeof source.stop !== 'function') {
+        throw new IngestError('INVALID_OPTIONS', 'addSource: not a Source (start and stop needed)')
+      }
+      if (sources.some((s) => s.name === source.name)) {
+        throw new IngestError(
+          'INVALID_OPTIONS',
+          `addSource: there is already a source named "${source.name}"; give each a unique name`,
+        )
+      }
+      sources.push(source)
+      if (!started) return
+      watch(source)
+      try {
+        await launch(source)
+      } catch (cause) {
+        sources.splice(sources.indexOf(source), 1)
+        unsubscribers.get(source)?.()
+        unsubscribers.delete(source)
+        throw new IngestError(
+          'SOURCE_FAILED',
+          `source "${source.name}" failed to start: ${(cause as Error)?.message ?? String(cause)}`,
+          { cause },
+        )
+      }
+    },
+    async removeSource(name) {
+      const source = sources.find((s) => s.name === name)
+      if (!source) return false
+      sources.splice(sources.indexOf(source), 1)
+      unsubscribers.get(source)?.()
+      unsubscribers.delete(source)
+      statuses.delete(name)
+      // A paused source is resumed first, so its stop is not held up by the pause.
+      if (pausedSet.delete(source)) source.resume?.()
+      if (started) await source.stop()
+      return true
+    },
     stop() {
       stopPromise ??= (async () => {
         // Refuse new messages first (unacknowledged: a broker keeps them for the next session),
@@ -880,10 +961,10 @@ export function createIngest(options: IngestOptions): Ingest {
         // acknowledgements reach the broker; only then disconnect.
         closed = true
         await drain()
-        sourcesPaused = false
-        for (const s of pausable) s.resume?.()
+        resumeAll()
         await Promise.allSettled(sources.map((s) => s.stop()))
-        for (const u of unsubscribers.splice(0)) u()
+        for (const u of unsubscribers.values()) u()
+        unsubscribers.clear()
         if (options.closeStore ?? true) await store.close?.()
       })()
       return stopPromise
