@@ -145,6 +145,25 @@ describe('createReplaySource', () => {
     expect(source.stats().unacked).toBe(0)
   })
 
+  it('pauses and resumes (backpressure from an ingest): nothing skipped, nothing twice', async () => {
+    const source = createReplaySource({
+      lines: Array.from({ length: 50 }, (_, i) => line(i, i)),
+      yieldEvery: 5,
+    })
+    const got: number[] = []
+    await source.start((m, ack) => {
+      got.push(m.payload[0] as number)
+      if (got.length === 12) source.pause()
+      ack()
+    })
+    await new Promise((r) => setTimeout(r, 30))
+    expect(got).toHaveLength(12)
+    source.resume()
+    const stats = await source.done
+    expect(stats.delivered).toBe(50)
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i))
+  })
+
   it('waits for a handler that returns a promise', async () => {
     const source = createReplaySource({ lines: [line(1, 1), line(2, 2), line(3, 3)] })
     const order: string[] = []

@@ -88,6 +88,10 @@ export interface ReplaySource extends Source {
   onStatus(listener: (status: SourceStatus) => void): () => void
   status(): SourceStatus
   stats(): ReplayStats
+  /** Stops reading the capture until {@link ReplaySource.resume} (the file keeps the rest). */
+  pause(): void
+  /** Goes on reading after {@link ReplaySource.pause}. */
+  resume(): void
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -170,6 +174,8 @@ export function createReplaySource(options: ReplaySourceOptions): ReplaySource {
   let stopped = false
   let stream: ReadStream | undefined
   let wake: (() => void) | undefined
+  /** Set by pause(): no message is delivered until resume(). */
+  let paused = false
   let timer: ReturnType<typeof setTimeout> | undefined
   let resolveDone!: (s: ReplayStats) => void
   let rejectDone!: (e: unknown) => void
@@ -271,7 +277,7 @@ export function createReplaySource(options: ReplaySourceOptions): ReplaySource {
           await tick()
           if (stopped) return
         }
-        while (stats.unacked >= maxUnacked) {
+        while (paused || stats.unacked >= maxUnacked) {
           await waitForAcks()
           if (stopped) return
         }
@@ -354,6 +360,14 @@ export function createReplaySource(options: ReplaySourceOptions): ReplaySource {
     },
     status: () => current,
     stats: () => ({ ...stats }),
+    pause() {
+      paused = true
+    },
+    resume() {
+      if (!paused) return
+      paused = false
+      if (timer === undefined) wakeUp()
+    },
   }
 }
 
