@@ -20,6 +20,17 @@ const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) =>
   i.toString(16).padStart(2, '0'),
 )
 
+/** Hex digit values by character code (0–9, a–f, A–F), -1 for anything else. */
+const HEX_VALUE: Int8Array = (() => {
+  const t = new Int8Array(128).fill(-1)
+  for (let i = 0; i < 10; i++) t[48 + i] = i
+  for (let i = 0; i < 6; i++) {
+    t[97 + i] = 10 + i
+    t[65 + i] = 10 + i
+  }
+  return t
+})()
+
 /**
  * Parses a node id (`!fa75f7c0`, `fa75f7c0`, or a decimal string such as `'4202035136'` when
  * `allowDecimal` is set) into its uint32 node number. Returns `undefined` when the text is not a node id.
@@ -28,6 +39,16 @@ const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) =>
  * nodeNumFromId('!fa75f7c0') // 4202035136
  */
 export function nodeNumFromId(id: string, allowDecimal = false): number | undefined {
+  // The canonical form, on every message (gateway ids in topics): parsed without a regex.
+  if (id.length === 9 && id.charCodeAt(0) === 0x21) {
+    let n = 0
+    for (let i = 1; i < 9; i++) {
+      const v = HEX_VALUE[id.charCodeAt(i)] ?? -1
+      if (v < 0) return undefined
+      n = n * 16 + v
+    }
+    return n
+  }
   const m = NODE_ID_RE.exec(id)
   if (m && (id.startsWith('!') || !allowDecimal)) return Number.parseInt(m[1] as string, 16) >>> 0
   if (allowDecimal && /^\d{1,10}$/.test(id)) {
