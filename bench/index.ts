@@ -5,6 +5,7 @@ import { httpBenchmark } from './http.bench.js'
 import { ingestBenchmark } from './ingest.bench.js'
 import { type Benchmark, renderText, writeSection } from './lib/report.js'
 import { pgBenchmark } from './pg.bench.js'
+import { scaleoutBenchmark } from './scaleout.bench.js'
 import { storeBenchmark } from './store.bench.js'
 import { wsBenchmark } from './ws.bench.js'
 
@@ -15,6 +16,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   storeBenchmark,
   wsBenchmark,
   pgBenchmark,
+  scaleoutBenchmark,
   httpBenchmark,
 ]
 
