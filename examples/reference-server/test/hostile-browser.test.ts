@@ -16,6 +16,7 @@ import mqtt from 'mqtt'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { getJson, startTestServer, until } from './helpers.js'
+import { reportResult } from './reliability-report.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
@@ -187,6 +188,10 @@ describe.skipIf(!available && !process.env.CI)(
       await noScriptRan('after a pause')
       expect(dialogs).toEqual([])
       expect(errors).toEqual([])
+      reportResult('hostile markup in the web UI (reference server, Chromium)', {
+        input: `node names ${LONG_NAME}, ${SHORT_NAME} and ${OTHER_NAME}; texts ${TEXT} and one with invalid UTF-8; published over MQTT`,
+        result: `shown as text on the node list, node page, messages (U+FFFD for the bad bytes) and map; no script ran (window.__xss unset), ${dialogs.length} dialogs, ${errors.length} page errors, no element created from the payload`,
+      })
       await page.close()
     })
   },

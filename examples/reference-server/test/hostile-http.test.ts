@@ -8,11 +8,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { getJson, startTestServer, TOKEN, until } from './helpers.js'
+import { createResultList } from './reliability-report.js'
 
 let t: Awaited<ReturnType<typeof startTestServer>>
 let base: string
 const auth = { authorization: `Bearer ${TOKEN}` }
 const summary = new Map<string, Map<number, number>>()
+const rows = createResultList('hostile HTTP parameters (reference server)')
 
 beforeAll(async () => {
   t = await startTestServer(['--rate-limit=0'])
@@ -22,11 +24,10 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await t?.close()
-  const lines = [...summary].map(
-    ([route, statuses]) =>
-      `| ${route} | ${[...statuses].map(([s, n]) => `${n}× ${s}`).join(', ')} |`,
-  )
-  console.log(`\nhostile HTTP parameters:\n${lines.join('\n')}\n`)
+  for (const [route, statuses] of summary) {
+    rows.add({ input: route, result: [...statuses].map(([s, n]) => `${n}× ${s}`).join(', ') })
+  }
+  rows.print()
 })
 
 const LIST_ROUTES: Record<string, string[]> = {
@@ -320,5 +321,13 @@ describe('hostile input: HTTP parameters on every reference-server route', () =>
     expect(await closed).toBe(1009)
     expect((await getJson(`${base}/api/health`)).status).toBeLessThan(500)
     expect((await getJson(`${base}/api/packets?limit=1`)).status).toBe(200)
+    rows.add({
+      input:
+        '/api/live: a binary frame, cut-off JSON, a bbox of 1e999, an unknown type, then a 1 MB frame',
+      result: `error frames ${messages
+        .filter((m) => m.type === 'error')
+        .map((m) => m.code)
+        .join(', ')}, then closed with ${await closed}; HTTP kept serving`,
+    })
   })
 })

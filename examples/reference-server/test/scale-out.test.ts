@@ -1,7 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { postgresReachable } from '@meshtap/pg-store/testing'
-import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 /**

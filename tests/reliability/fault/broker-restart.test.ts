@@ -15,6 +15,7 @@ import {
   waitFor,
 } from '../lib/fault-collector.js'
 import { type RestartableBroker, startRestartableBroker } from '../lib/fault-mosquitto.js'
+import { reportResult } from '../lib/report.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'meshtap-fault-broker-'))
 let broker: RestartableBroker | undefined
@@ -119,8 +120,9 @@ describe('broker killed (SIGKILL) and restarted mid-stream', () => {
     // instant before the SIGKILL, and had neither written to the subscriber's socket nor saved,
     // is gone. Measured and reported, not hidden.
     const lostAtKill = ackedBeforeKill.filter((m) => missing.has(receptionId(m))).length
-    console.info(
-      `[fault] broker restart (${b.kind}): ${all.length} published at QoS 1; ${ackedBeforeKill.length} of the stream acknowledged by the broker before the SIGKILL (${lostAtKill} of them lost with it), ${ackedAfterRestart.length} resent and acknowledged after the restart (0 lost); ${result.missing.length} missing in all, 0 stored twice, ${(summary?.received ?? 0) - (summary?.written ?? 0)} redeliveries absorbed`,
-    )
+    reportResult('fault', {
+      input: `broker restart (${b.kind})`,
+      result: `${all.length} published at QoS 1; ${ackedBeforeKill.length} of the stream acknowledged by the broker before the SIGKILL (${lostAtKill} of them lost with it), ${ackedAfterRestart.length} resent and acknowledged after the restart (0 lost); ${result.missing.length} missing in all, 0 stored twice, ${(summary?.received ?? 0) - (summary?.written ?? 0)} redeliveries absorbed`,
+    })
   })
 })

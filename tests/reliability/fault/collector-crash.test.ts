@@ -13,6 +13,7 @@ import {
   waitFor,
 } from '../lib/fault-collector.js'
 import { type MosquittoProcess, requireMosquitto, startMosquitto } from '../lib/fault-mosquitto.js'
+import { reportResult } from '../lib/report.js'
 
 const run = requireMosquitto('collector crash test')
 const dir = mkdtempSync(join(tmpdir(), 'meshtap-fault-crash-'))
@@ -83,9 +84,10 @@ describe.skipIf(!run)(
       // The restarted collector got what the crash left uncommitted, and dropped nothing.
       expect(summary?.dropped).toBe(0)
       expect(summary?.received).toBeGreaterThanOrEqual(messages.length - storedAtKill)
-      console.info(
-        `[fault] collector crash: ${messages.length} published, ${ackedByBrokerAtKill} accepted by the broker and ${storedAtKill} committed when SIGKILLed; after the restart ${summary?.received} delivered (${(summary?.received ?? 0) - (messages.length - storedAtKill)} redelivered copies of committed rows), 0 lost, 0 stored twice`,
-      )
+      reportResult('fault', {
+        input: 'collector crash',
+        result: `${messages.length} published, ${ackedByBrokerAtKill} accepted by the broker and ${storedAtKill} committed when SIGKILLed; after the restart ${summary?.received} delivered (${(summary?.received ?? 0) - (messages.length - storedAtKill)} redelivered copies of committed rows), 0 lost, 0 stored twice`,
+      })
     })
 
     it("loses messages with Mosquitto's default queue limits (why the settings above are needed)", async () => {
@@ -124,9 +126,11 @@ describe.skipIf(!run)(
       const result = account(messages, readStored(db))
       expect(result.duplicated).toEqual([])
       expect(result.missing.length).toBeGreaterThan(0)
-      console.info(
-        `[fault] same crash with Mosquitto's defaults (max_queued_messages 1000, max_inflight_messages 20): ${result.missing.length} of ${messages.length} messages lost`,
-      )
+      reportResult('fault', {
+        input:
+          "same crash with Mosquitto's defaults (max_queued_messages 1000, max_inflight_messages 20)",
+        result: `${result.missing.length} of ${messages.length} messages lost`,
+      })
     })
   },
 )

@@ -15,6 +15,7 @@ import {
   waitFor,
 } from '../lib/fault-collector.js'
 import { startTestBroker } from '../lib/fault-mosquitto.js'
+import { reportResult } from '../lib/report.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'meshtap-fault-full-'))
 let broker: Awaited<ReturnType<typeof startTestBroker>> | undefined
@@ -105,8 +106,9 @@ describe('disk full (a SQLite size limit: PRAGMA max_page_count on the store con
     const storedSet = new Set(stored)
     expect(storedSet.size).toBe(stored.length)
     expect(messages.filter((msg) => !storedSet.has(receptionId(msg))).map(receptionId)).toEqual([])
-    console.info(
-      `[fault] disk full (max_page_count): ${m.counters.writeErrors} failed write attempts (SQLITE_FULL) while full, health "failing" with the error, ${stuck.queueDepth} records held; after space returned all ${messages.length} stored, none twice, none dropped`,
-    )
+    reportResult('fault', {
+      input: 'disk full (max_page_count)',
+      result: `${m.counters.writeErrors} failed write attempts (SQLITE_FULL) while full, health "failing" with the error, ${stuck.queueDepth} records held; after space returned all ${messages.length} stored, none twice, none dropped`,
+    })
   })
 })

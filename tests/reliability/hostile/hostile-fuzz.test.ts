@@ -38,6 +38,7 @@ import {
   NASTY_STRINGS,
   simulatorMessages,
 } from '../lib/hostile-inputs.js'
+import { createResultList } from '../lib/report.js'
 
 const SCALE = Number(process.env.HOSTILE_FUZZ_SCALE ?? 1)
 const FC_RUNS = Math.round(60_000 * SCALE)
@@ -57,10 +58,8 @@ const sim = simulatorMessages(12_000)
 const pool: RawMessage[] = [...vectors, ...sim]
 
 /** Rows for the report, printed at the end. */
-const report: string[] = []
-afterAll(() => {
-  console.log(`\nhostile fuzz (${TOTAL.toLocaleString('en')} inputs):\n${report.join('\n')}\n`)
-})
+const report = createResultList(`hostile fuzz (${TOTAL.toLocaleString('en')} inputs)`)
+afterAll(() => report.print())
 
 /** Why a decode result is not a well-formed, serialisable typed result (or undefined if fine). */
 function badResult(r: DecodeResult, deep: boolean): string | undefined {
@@ -272,9 +271,10 @@ describe('hostile input: fuzz', () => {
       { numRuns: FC_RUNS, seed: 0x5eed, endOnFailure: true },
     )
     const s = (performance.now() - started) / 1000
-    report.push(
-      `- codec, fast-check: ${n} inputs in ${s.toFixed(1)} s, ${failures.length} failures`,
-    )
+    report.add({
+      input: 'codec, fast-check',
+      result: `${n} inputs in ${s.toFixed(1)} s, ${failures.length} failures`,
+    })
     expect(failures.slice(0, 5)).toEqual([])
     expect(n).toBe(FC_RUNS)
   })
@@ -301,12 +301,13 @@ describe('hostile input: fuzz', () => {
       if (failures.length > 20) break
     }
     const s = (performance.now() - started) / 1000
-    report.push(
-      `- codec, mutated real envelopes (${vectors.length} captured vectors + ${sim.length} simulated): ${CODEC_MUTATED} inputs in ${s.toFixed(1)} s, ${failures.length} failures, slowest input ${slowest.ms.toFixed(1)} ms (${slowest.cls})`,
-    )
+    report.add({
+      input: `codec, mutated real envelopes (${vectors.length} captured vectors + ${sim.length} simulated)`,
+      result: `${CODEC_MUTATED} inputs in ${s.toFixed(1)} s, ${failures.length} failures, slowest input ${slowest.ms.toFixed(1)} ms (${slowest.cls})`,
+    })
     for (const [cls, byOutcome] of [...outcomes].sort()) {
       const parts = [...byOutcome].sort((a, b) => b[1] - a[1]).map(([o, k]) => `${o} ${k}`)
-      report.push(`  - ${cls}: ${parts.join(', ')}`)
+      report.add({ input: `codec, mutated: ${cls}`, result: parts.join(', ') })
     }
     expect(failures.slice(0, 5)).toEqual([])
     // Every class was produced, and the garbage names and texts were mostly still decoded.
@@ -378,8 +379,9 @@ describe('hostile input: fuzz', () => {
         const acks = source.ackProblems()
         const stored = (await store.counts()).receptions
         await store.close?.()
-        report.push(
-          `- pipeline run ${run + 1} (${name}): received ${a.received} = written ${a.written} + dropped ${a.dropped} (${Object.entries(
+        report.add({
+          input: `pipeline run ${run + 1} (${name})`,
+          result: `received ${a.received} = written ${a.written} + dropped ${a.dropped} (${Object.entries(
             c.droppedByReason,
           )
             .filter(([, v]) => v > 0)
@@ -387,7 +389,7 @@ describe('hostile input: fuzz', () => {
             .join(
               ', ',
             )}) + repeats ${a.repeats} + failed-not-kept ${a.failedNotKept}; duplicates ${c.duplicates}; thrown ${source.thrown.length}; unacked ${acks.unacked}; errors ${ledger.errors.length}`,
-        )
+        })
         const context = `run ${run + 1} (${name})`
         expect(source.thrown, context).toEqual([])
         expect(a.received, context).toBe(messages.length)
@@ -415,9 +417,10 @@ describe('hostile input: fuzz', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
-    report.push(
-      `- pipeline total: ${PIPELINE_TOTAL} messages in ${((performance.now() - started) / 1000).toFixed(1)} s`,
-    )
+    report.add({
+      input: 'pipeline total',
+      result: `${PIPELINE_TOTAL} messages in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    })
   }, 180_000)
 })
 

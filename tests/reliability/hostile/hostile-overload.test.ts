@@ -18,6 +18,7 @@ import { createIngest, encodeEnvelope, type Ingest, type PriorityLevel } from '@
 import { PortNum, type RawMessage, type Store, type WriteBatch } from '@meshtap/protocol'
 import { afterAll, describe, expect, it } from 'vitest'
 import { accountingOf } from '../lib/hostile-accounting.js'
+import { createResultList } from '../lib/report.js'
 
 const BURST_MS = Number(process.env.HOSTILE_OVERLOAD_BURST_MS ?? 60_000)
 const BATCH = 100
@@ -31,8 +32,8 @@ const RSS_BOUND_MB = 300
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-const rows: string[] = []
-afterAll(() => console.log(`\nhostile overload:\n${rows.join('\n')}\n`))
+const rows = createResultList('hostile overload')
+afterAll(() => rows.print())
 
 /** A store that takes `delayMs` per batch and keeps only counts (so memory measures the pipeline). */
 function slowSink(delayMs: number): Store & { records: number } {
@@ -225,16 +226,35 @@ describe('overload', () => {
       await ingest.stop()
       const a = accountingOf(ingest.metrics())
 
-      rows.push(
-        `| sustainable rate (store: ${BATCH} records per ${BATCH_DELAY_MS} ms) | ${Math.round(sustainable)} records/s measured |`,
-        `| burst offered | ${offeredBurst} messages in ${burstSecs.toFixed(1)} s = ${Math.round(offeredBurst / burstSecs)}/s (${(offeredBurst / burstSecs / sustainable).toFixed(1)}× sustainable) |`,
-        `| drops by priority during the burst | critical ${drops.critical}, high ${drops.high}, medium ${drops.medium}, low ${drops.low} |`,
-        `| offered by priority (whole run) | critical ${traffic.offered.critical}, high ${traffic.offered.high}, medium ${traffic.offered.medium}, low ${traffic.offered.low} |`,
-        `| shed while a lower priority was queued | ${violations} |`,
-        `| memory | heap after GC ${mb(base.heapUsed)} MB at the start, then every 5 s: ${live.map(([, v]) => v).join(', ')} MB (bound +${HEAP_BOUND_MB}; dedup capped at ${DEDUP} entries); heap max before GC ${mb(heapMax)} MB; RSS ${mb(base.rss)} → max ${mb(rssMax)} MB (bound +${RSS_BOUND_MB}), queue depth max ${depthMax} (capacity ${QUEUE}) |`,
-        `| recovery at ${Math.round(sustainable / 2)}/s | queue drained in ${drainSecs.toFixed(1)} s; then offered ${offeredRecovery}, written ${writtenRecovery} in ${recoverySecs.toFixed(1)} s, dropped ${droppedRecovery} |`,
-        `| accounting | received ${a.received} = written ${a.written} + dropped ${a.dropped} + failed ${a.failedNotKept} |`,
-      )
+      rows.add({
+        input: `sustainable rate (store: ${BATCH} records per ${BATCH_DELAY_MS} ms)`,
+        result: `${Math.round(sustainable)} records/s measured`,
+      })
+      rows.add({
+        input: 'burst offered',
+        result: `${offeredBurst} messages in ${burstSecs.toFixed(1)} s = ${Math.round(offeredBurst / burstSecs)}/s (${(offeredBurst / burstSecs / sustainable).toFixed(1)}× sustainable)`,
+      })
+      rows.add({
+        input: 'drops by priority during the burst',
+        result: `critical ${drops.critical}, high ${drops.high}, medium ${drops.medium}, low ${drops.low}`,
+      })
+      rows.add({
+        input: 'offered by priority (whole run)',
+        result: `critical ${traffic.offered.critical}, high ${traffic.offered.high}, medium ${traffic.offered.medium}, low ${traffic.offered.low}`,
+      })
+      rows.add({ input: 'shed while a lower priority was queued', result: `${violations}` })
+      rows.add({
+        input: 'memory',
+        result: `heap after GC ${mb(base.heapUsed)} MB at the start, then every 5 s: ${live.map(([, v]) => v).join(', ')} MB (bound +${HEAP_BOUND_MB}; dedup capped at ${DEDUP} entries); heap max before GC ${mb(heapMax)} MB; RSS ${mb(base.rss)} → max ${mb(rssMax)} MB (bound +${RSS_BOUND_MB}), queue depth max ${depthMax} (capacity ${QUEUE})`,
+      })
+      rows.add({
+        input: `recovery at ${Math.round(sustainable / 2)}/s`,
+        result: `queue drained in ${drainSecs.toFixed(1)} s; then offered ${offeredRecovery}, written ${writtenRecovery} in ${recoverySecs.toFixed(1)} s, dropped ${droppedRecovery}`,
+      })
+      rows.add({
+        input: 'accounting',
+        result: `received ${a.received} = written ${a.written} + dropped ${a.dropped} + failed ${a.failedNotKept}`,
+      })
 
       // The burst really was about 10× (at least 5× on a starved machine) and did shed load.
       expect(offeredBurst / burstSecs).toBeGreaterThan(5 * sustainable)
@@ -320,9 +340,10 @@ describe('overload', () => {
     const spamStored = [...store.packets.values()].filter((p) => p.packet.from === SPAMMER).length
     const missing = othersKeys.filter((k) => !store.packets.has(k))
     const c = ingest.metrics().counters
-    rows.push(
-      `| one node at ${Math.round(spam / spamSecs)} packets/s for ${spamSecs.toFixed(1)} s (bucket ${rate}/s, burst ${burst}) | ${spamStored} of ${spam} stored, ${c.rateLimited} rate-limited; ${othersKeys.length - missing.length} of ${othersKeys.length} packets of the 40 other nodes stored |`,
-    )
+    rows.add({
+      input: `one node at ${Math.round(spam / spamSecs)} packets/s for ${spamSecs.toFixed(1)} s (bucket ${rate}/s, burst ${burst})`,
+      result: `${spamStored} of ${spam} stored, ${c.rateLimited} rate-limited; ${othersKeys.length - missing.length} of ${othersKeys.length} packets of the 40 other nodes stored`,
+    })
     expect(missing).toEqual([])
     expect(spamStored).toBeLessThanOrEqual(burst + Math.ceil(rate * spamSecs) + 1)
     expect(spamStored).toBeGreaterThanOrEqual(burst + Math.floor(rate * spamSecs) - 1)

@@ -16,9 +16,20 @@ import { PortNum, type RawMessage } from '@meshtap/protocol'
 import { createSqliteStore } from '@meshtap/sqlite-store'
 import { afterAll, describe, expect, it } from 'vitest'
 import { accountingOf } from '../lib/hostile-accounting.js'
+import { createResultList } from '../lib/report.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'meshtap-poison-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const rows = createResultList('hostile store poison (SQLite)')
+afterAll(() => rows.print())
+
+/** Reports what one poisoned record cost (before the assertions, so a failure shows it too). */
+function reportPoison(input: string, r: Awaited<ReturnType<typeof storeWithPoison>>): void {
+  rows.add({
+    input: `${input}, in the middle of a batch of good messages`,
+    result: `${r.counts.packets} packets stored for ${r.good} good ones sent with it; ${r.errors.length} store errors${r.errors[0] ? ` (${r.errors[0]})` : ''}; received ${r.a.received}, accounted for ${r.a.accounted}`,
+  })
+}
 
 async function storeWithPoison(poison: RawMessage, name: string) {
   const sim = createMeshSimulator({ seed: 21, nodes: 40, gateways: 3, meanCopies: 1 })
@@ -59,6 +70,7 @@ describe('hostile input: one poisoned record must not cost a batch of good ones 
       }),
     }
     const r = await storeWithPoison(poison, 'nan-snr')
+    reportPoison('a packet whose rx_snr is NaN', r)
     expect(r.a.accounted).toBe(r.a.received) // accounting holds either way
     expect(r.errors).toEqual([]) // today: NOT NULL constraint failed: receptions.rx_snr
     expect(r.counts.packets).toBeGreaterThanOrEqual(r.good) // today: 0
@@ -69,6 +81,7 @@ describe('hostile input: one poisoned record must not cost a batch of good ones 
     const m = sim.take(1)[0] as RawMessage
     const poison = { payload: m.payload, topic: null } as unknown as RawMessage
     const r = await storeWithPoison(poison, 'null-topic')
+    reportPoison('a message with a null topic', r)
     expect(r.a.accounted).toBe(r.a.received)
     expect(r.errors).toEqual([]) // today: NOT NULL constraint failed: strings.value
     expect(r.counts.packets).toBeGreaterThanOrEqual(r.good) // today: 0

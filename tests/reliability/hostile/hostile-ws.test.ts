@@ -17,6 +17,7 @@ import {
   type RecordingClient,
   rawWebSocket,
 } from '../lib/hostile-ws-client.js'
+import { createResultList } from '../lib/report.js'
 
 let http: Server
 let live: WsServer
@@ -26,7 +27,7 @@ let port: number
 let feeder: ReturnType<typeof setInterval>
 let witness: RecordingClient
 const reported: string[] = []
-const rows: string[] = []
+const rows = createResultList('hostile WebSocket frames (ws-server)')
 
 const MAX_MESSAGE = 4096
 const MAX_FRAME = 4 * MAX_MESSAGE
@@ -68,7 +69,7 @@ afterAll(async () => {
   http?.closeAllConnections()
   await new Promise<void>((r) => http?.close(() => r()))
   await ingest?.stop()
-  console.log(`\nhostile WebSocket frames (ws-server):\n${rows.join('\n')}\n`)
+  rows.print()
 })
 
 /** The witness got new batches after this point: the server is up and still serving others. */
@@ -84,7 +85,7 @@ async function expectError(c: RecordingClient, send: () => void, code: string, w
   const e = await c.next((m) => m.type === 'error', from)
   expect(e.code, what).toBe(code)
   expect(typeof e.message).toBe('string')
-  rows.push(`| ${what} | error frame ${code}, connection kept |`)
+  rows.add({ input: what, result: `error frame ${code}, connection kept` })
 }
 
 describe('hostile input: WebSocket frames to ws-server', () => {
@@ -205,9 +206,10 @@ describe('hostile input: WebSocket frames to ws-server', () => {
     c.send({ type: 'subscribe', resume: { epoch: 'not-this-server', fromSeq: 9007199254740991 } })
     const need = await c.next((m) => m.type === 'snapshotNeeded', from)
     expect(need.reason).toBe('epoch')
-    rows.push(
-      '| resume from another epoch, seq 2^53−1 | subscribed + snapshotNeeded (reason epoch), then a snapshot |',
-    )
+    rows.add({
+      input: 'resume from another epoch, seq 2^53−1',
+      result: 'subscribed + snapshotNeeded (reason epoch), then a snapshot',
+    })
     // The whole-world box is valid and is served.
     c.send({
       type: 'subscribe',
@@ -229,14 +231,20 @@ describe('hostile input: WebSocket frames to ws-server', () => {
     )
     c.send({ type: 'ping', pad: 'x'.repeat(MAX_FRAME + 10) })
     expect((await c.closed).code).toBe(WIRE_CLOSE_CODES.MESSAGE_TOO_BIG)
-    rows.push(`| frame of ${MAX_FRAME + 30} bytes (hard limit ${MAX_FRAME}) | closed with 1009 |`)
+    rows.add({
+      input: `frame of ${MAX_FRAME + 30} bytes (hard limit ${MAX_FRAME})`,
+      result: 'closed with 1009',
+    })
     // A frame header announcing 2^32 bytes is refused on the header alone.
     const raw = await rawWebSocket('127.0.0.1', port, '/live')
     const header = Uint8Array.from([0x81, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4])
     raw.socket.write(header)
     expect(await raw.closeCode).toBe(WIRE_CLOSE_CODES.MESSAGE_TOO_BIG)
     raw.socket.destroy()
-    rows.push('| frame header announcing 4 GiB | closed with 1009 before any payload |')
+    rows.add({
+      input: 'frame header announcing 4 GiB',
+      result: 'closed with 1009 before any payload',
+    })
     await witnessStillServed()
   })
 
@@ -260,22 +268,26 @@ describe('hostile input: WebSocket frames to ws-server', () => {
       raw.socket.write(bytes)
       expect(await raw.closeCode, what).toBe(code)
       raw.socket.destroy()
-      rows.push(`| ${what} | closed with ${code} |`)
+      rows.add({ input: what, result: `closed with ${code}` })
     }
     // Half a frame, then the TCP connection vanishes.
     const raw = await rawWebSocket('127.0.0.1', port, '/live')
     raw.socket.write(clientFrame(1, text).subarray(0, 5))
     raw.socket.destroy()
-    rows.push('| half a frame, then the TCP connection is reset | connection cleaned up |')
+    rows.add({
+      input: 'half a frame, then the TCP connection is reset',
+      result: 'connection cleaned up',
+    })
     // A handshake naming only a subprotocol the server does not speak: `ws` completes it without
     // one (handleProtocols → false); the connection then speaks the meshtap protocol as usual.
     const other = await rawWebSocket('127.0.0.1', port, '/live', ['evil'])
     other.socket.write(clientFrame(8, Uint8Array.from([0x03, 0xe8])))
     expect(await other.closeCode).toBe(1000)
     other.socket.destroy()
-    rows.push(
-      '| handshake naming only an unknown subprotocol | accepted without a subprotocol; closes normally |',
-    )
+    rows.add({
+      input: 'handshake naming only an unknown subprotocol',
+      result: 'accepted without a subprotocol; closes normally',
+    })
     await witnessStillServed()
     await waitUntil(() => live.metrics().clients === 1)
   })
@@ -293,9 +305,10 @@ describe('hostile input: WebSocket frames to ws-server', () => {
     expect((await flood.closed).code).toBe(WIRE_CLOSE_CODES.POLICY_VIOLATION)
     const answered = flood.messages.filter((m) => m.type === 'subscribed').length
     expect(answered).toBeLessThanOrEqual(21)
-    rows.push(
-      `| 300 subscribe messages at once | ${answered} answered, RATE_LIMITED error frame, then closed with 1008 |`,
-    )
+    rows.add({
+      input: '300 subscribe messages at once',
+      result: `${answered} answered, RATE_LIMITED error frame, then closed with 1008`,
+    })
     expect(live.metrics().closedFlooding).toBeGreaterThanOrEqual(1)
     await witnessStillServed()
   })
@@ -316,9 +329,10 @@ describe('hostile input: WebSocket frames to ws-server', () => {
     socket.resume()
     const { code } = await slow.closed
     expect([WIRE_CLOSE_CODES.TRY_AGAIN_LATER, 1006]).toContain(code)
-    rows.push(
-      `| a subscriber that stops reading (socket paused) | buffer capped at 64 KiB, closed with ${code} (1013 sent) |`,
-    )
+    rows.add({
+      input: 'a subscriber that stops reading (socket paused)',
+      result: `buffer capped at 64 KiB, closed with ${code} (1013 sent)`,
+    })
     await witnessStillServed()
     expect(witness.batches()).toBeGreaterThan(before)
     // The witness saw every batch in order: nothing skipped while the slow client was handled.
