@@ -120,7 +120,7 @@ export const httpBenchmark: Benchmark = {
       const second = `${first}&cursor=${encodeURIComponent(cursor)}`
       const endpoints: Endpoint[] = [
         { label: 'trivial route (baseline)', path: '/api/config' },
-        { label: 'health (database counts)', path: '/api/health' },
+        { label: 'health (a key probe and the write state)', path: '/api/health' },
         { label: 'node list, first 100', path: '/api/nodes?limit=100' },
         { label: `busy node's positions, page 1 of ${limit}`, path: first },
         { label: "busy node's positions, page 2 (cursor)", path: second },
