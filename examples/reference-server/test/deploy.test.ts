@@ -84,9 +84,11 @@ describe('production install (the Dockerfile steps)', () => {
       return /open (http:\/\/\S+)/.exec(out)?.[1]
     })
     expect(out).not.toContain('deploy-test-token')
+    // Healthy, and the simulator's traffic committed (health no longer counts rows; stats does).
     const health = await until(async () => {
       const h = await getJson(`${url}/api/health`)
-      return h.status === 200 && h.body.database.packets > 0 ? h : undefined
+      const s = await getJson(`${url}/api/stats`)
+      return h.status === 200 && s.body.store.packets > 0 ? h : undefined
     })
     expect(health.body).toMatchObject({ status: 'ok', websocket: { ok: true } })
     const index = await fetch(url)
