@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { PassThrough } from 'node:stream'
 import { createMeshSimulator } from '@meshtap/core'
 import { mosquittoUrl, startAedes } from '@meshtap/core/testing'
 import { postgresReachable } from '@meshtap/pg-store/testing'
 import { connectAsync } from 'mqtt'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CliIo } from '../src/cli.js'
 import { type IngestSummary, runIngest } from '../src/commands/ingest.js'
+import { captureIo } from './capture-io.js'
 
 /**
  * `meshtap ingest --pg`: against the PostgreSQL server at 127.0.0.1:5432 (MESHTAP_PG_URL for
@@ -28,24 +27,6 @@ if (!hasPostgres) {
   console.warn(
     `NOTICE: meshtap ingest --pg tests skipped: ${where} does not answer (PGlite serves one session, the CLI's store needs a pool)`,
   )
-}
-
-function io() {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d) => {
-    out += d
-  })
-  stderr.on('data', (d) => {
-    err += d
-  })
-  return {
-    io: { stdin: new PassThrough(), stdout, stderr } as CliIo,
-    out: () => out,
-    err: () => err,
-  }
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 60_000) {
@@ -103,7 +84,7 @@ describe.skipIf(!hasPostgres)('meshtap ingest --pg', () => {
     // Two workers sharing the feed on Mosquitto; one on aedes (no MQTT 5 shared subscriptions).
     const count = broker.mqtt5 ? 2 : 1
     const workers = Array.from({ length: count }, (_, i) => {
-      const o = io()
+      const o = captureIo()
       const stop = new AbortController()
       const args = [
         `--url=${broker.url}`,
@@ -161,7 +142,7 @@ describe.skipIf(!hasPostgres)('meshtap ingest --pg', () => {
   }, 120_000)
 
   it('exits 1 with a clear message when the database does not answer', async () => {
-    const o = io()
+    const o = captureIo()
     const code = await runIngest(
       [`--url=${broker.url}`, '--topic=msh/none/#', '--pg=postgres://postgres@127.0.0.1:1/nothing'],
       o.io,

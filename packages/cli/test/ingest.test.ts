@@ -1,14 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { createMeshSimulator } from '@meshtap/core'
 import { startAedes } from '@meshtap/core/testing'
 import { createSqliteStore } from '@meshtap/sqlite-store'
 import { connectAsync } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CliIo } from '../src/cli.js'
 import { runIngest } from '../src/commands/ingest.js'
+import { captureIo } from './capture-io.js'
 
 let broker: Awaited<ReturnType<typeof startAedes>>
 let dir: string
@@ -21,24 +20,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-function io() {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d) => {
-    out += d
-  })
-  stderr.on('data', (d) => {
-    err += d
-  })
-  return {
-    io: { stdin: new PassThrough(), stdout, stderr } as CliIo,
-    out: () => out,
-    err: () => err,
-  }
-}
-
 describe('meshtap ingest', () => {
   it('stores every packet once and every copy as a reception, then prints the final counters', async () => {
     const db = join(dir, 'mesh.db')
@@ -46,7 +27,7 @@ describe('meshtap ingest', () => {
     const sim = createMeshSimulator({ seed: 5, root, nodes: 20, gateways: 4 })
     const messages = sim.take(400)
     const packets = new Set(messages.map((m) => m.packetKey)).size
-    const o = io()
+    const o = captureIo()
     const run = runIngest(
       [
         '--url',
@@ -96,7 +77,7 @@ describe('meshtap ingest', () => {
   })
 
   it('exits 2 with a clear message on bad usage', async () => {
-    const o = io()
+    const o = captureIo()
     expect(await runIngest(['--url', broker.url, '--topic', 'msh/#'], o.io)).toBe(2)
     expect(o.err()).toMatch(/exactly one of --db .* or --pg/)
   })

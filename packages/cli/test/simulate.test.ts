@@ -2,12 +2,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { createCodec } from '@meshtap/core'
 import { bytesToBase64, parseCaptureLine } from '@meshtap/protocol'
 import { connectAsync, type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runSimulate, type SimulateSummary } from '../src/commands/simulate.js'
+import { captureIo } from './capture-io.js'
 
 interface Run {
   code: number
@@ -17,19 +18,10 @@ interface Run {
 }
 
 async function run(args: string[]): Promise<Run> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d) => {
-    out += d
-  })
-  stderr.on('data', (d) => {
-    err += d
-  })
-  const code = await runSimulate(args, { stdin: Readable.from([]), stdout, stderr })
-  const lines = out.trim().split('\n').filter(Boolean)
-  const result: Run = { code, stdout: out, stderr: err }
+  const o = captureIo(Readable.from([]))
+  const code = await runSimulate(args, o.io)
+  const lines = o.out().trim().split('\n').filter(Boolean)
+  const result: Run = { code, stdout: o.out(), stderr: o.err() }
   if (code === 0 && lines.length === 1) result.summary = JSON.parse(lines[0] as string)
   return result
 }
