@@ -1,13 +1,9 @@
-import { execFileSync } from 'node:child_process'
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { getJson, startTestServer, until } from './helpers.js'
+import { buildWebUi, CHROMIUM, getJson, startTestServer, until } from './helpers.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const OUT = here('../test-output')
 const available = existsSync(CHROMIUM)
@@ -27,26 +23,7 @@ describe.skipIf(!available && !process.env.CI)('web UI in Chromium', () => {
       throw new Error(
         `CI is set but ${CHROMIUM} is missing: install chromium (apt-get install -y chromium)`,
       )
-    // Build the UI as it is now (about 2 s) into a folder of its own, and serve it from there
-    // (web/dist may be read by the production-install test at the same time).
-    webDir = mkdtempSync(join(tmpdir(), 'meshtap-web-'))
-    const vite = here('../node_modules/vite/bin/vite.js')
-    const config = here('../web/vite.config.ts')
-    execFileSync(
-      process.execPath,
-      [
-        vite,
-        'build',
-        '--config',
-        config,
-        '--logLevel',
-        'warn',
-        '--outDir',
-        webDir,
-        '--emptyOutDir',
-      ],
-      { stdio: 'inherit', cwd: here('..'), env: { ...process.env, NODE_ENV: 'production' } },
-    )
+    webDir = buildWebUi()
     // No initial burst: the map starts (nearly) empty and fills while the page is open.
     t = await startTestServer(
       ['--simulate-rate=80', '--simulate-nodes=15', '--simulate-gateways=4'],

@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { loadConfig, type ServerConfig } from '../src/config.js'
 import { type ReferenceServer, startReferenceServer } from '../src/server.js'
 
@@ -72,4 +74,32 @@ export async function getJson(
     body = text
   }
   return { status: res.status, body, headers: res.headers }
+}
+
+/** Debian's Chromium (driven through playwright-core), or `CHROMIUM_PATH`. */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/**
+ * Builds the web UI as it is now (a few seconds) into a fresh temp folder and returns it, so a
+ * browser test serves its own copy (web/dist may be read by the production-install test meanwhile).
+ */
+export function buildWebUi(prefix = 'meshtap-web-'): string {
+  const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
+  const webDir = mkdtempSync(join(tmpdir(), prefix))
+  execFileSync(
+    process.execPath,
+    [
+      here('../node_modules/vite/bin/vite.js'),
+      'build',
+      '--config',
+      here('../web/vite.config.ts'),
+      '--logLevel',
+      'warn',
+      '--outDir',
+      webDir,
+      '--emptyOutDir',
+    ],
+    { stdio: 'inherit', cwd: here('..'), env: { ...process.env, NODE_ENV: 'production' } },
+  )
+  return webDir
 }

@@ -1,25 +1,14 @@
-/**
- * Issue 9, hostile input rendered in the UI: node names and texts carrying HTML and script
- * (`<img src=x onerror=…>`, `<script>`, `javascript:`), control characters, RTL overrides and
- * invalid UTF-8 arrive over MQTT at the reference server; a real Chromium shows the node list,
- * the node page, the map and the messages. Each must show the markup as text, and no script may
- * run (no `window.__xss`, no dialog, no page error, no element created from the payload).
- */
-import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { existsSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { encodeEnvelope } from '@meshtap/core'
 import { PortNum } from '@meshtap/protocol'
 import mqtt from 'mqtt'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { getJson, startTestServer, until } from './helpers.js'
+import { buildWebUi, CHROMIUM, getJson, startTestServer, until } from './helpers.js'
 import { reportResult } from './reliability-report.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
+const _here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const available = existsSync(CHROMIUM)
 
 const NODE = 0x0badc0de
@@ -45,22 +34,7 @@ describe.skipIf(!available && !process.env.CI)(
     beforeAll(async () => {
       if (!available)
         throw new Error(`CI is set but ${CHROMIUM} is missing (apt-get install -y chromium)`)
-      webDir = mkdtempSync(join(tmpdir(), 'meshtap-web-hostile-'))
-      execFileSync(
-        process.execPath,
-        [
-          here('../node_modules/vite/bin/vite.js'),
-          'build',
-          '--config',
-          here('../web/vite.config.ts'),
-          '--logLevel',
-          'warn',
-          '--outDir',
-          webDir,
-          '--emptyOutDir',
-        ],
-        { stdio: 'inherit', cwd: here('..'), env: { ...process.env, NODE_ENV: 'production' } },
-      )
+      webDir = buildWebUi('meshtap-web-hostile-')
       t = await startTestServer(
         ['--simulate-rate=5', '--simulate-nodes=5', '--simulate-gateways=1'],
         {
