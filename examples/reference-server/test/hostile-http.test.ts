@@ -30,55 +30,16 @@ afterAll(async () => {
   rows.print()
 })
 
+/** The parameters every time-ordered list route takes. */
+const TIMED = ['limit', 'cursor', 'since', 'until', 'order', 'node', 'gateway']
+
 const LIST_ROUTES: Record<string, string[]> = {
   '/api/nodes': ['limit', 'cursor', 'since', 'bbox', 'search', 'gateways'],
-  '/api/positions': [
-    'limit',
-    'cursor',
-    'since',
-    'until',
-    'order',
-    'node',
-    'gateway',
-    'channel',
-    'bbox',
-  ],
-  '/api/telemetry': [
-    'limit',
-    'cursor',
-    'since',
-    'until',
-    'order',
-    'node',
-    'gateway',
-    'channel',
-    'variant',
-  ],
-  '/api/messages': [
-    'limit',
-    'cursor',
-    'since',
-    'until',
-    'order',
-    'node',
-    'gateway',
-    'channel',
-    'to',
-    'direct',
-  ],
-  '/api/packets': [
-    'limit',
-    'cursor',
-    'since',
-    'until',
-    'order',
-    'node',
-    'gateway',
-    'channel',
-    'to',
-    'portnum',
-  ],
-  '/api/traceroutes': ['limit', 'cursor', 'since', 'until', 'order', 'node', 'gateway'],
+  '/api/positions': [...TIMED, 'channel', 'bbox'],
+  '/api/telemetry': [...TIMED, 'channel', 'variant'],
+  '/api/messages': [...TIMED, 'channel', 'to', 'direct'],
+  '/api/packets': [...TIMED, 'channel', 'to', 'portnum'],
+  '/api/traceroutes': TIMED,
   '/api/links': ['limit', 'cursor', 'since', 'node', 'source'],
   '/api/gateways': ['limit', 'cursor', 'since', 'until', 'gateway'],
 }
