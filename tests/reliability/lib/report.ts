@@ -8,8 +8,7 @@
 import { appendFileSync } from 'node:fs'
 import { isAbsolute, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { expect } from 'vitest'
-import { getCurrentTest } from 'vitest/suite'
+import { expect, TestRunner } from 'vitest'
 
 /** The environment variable naming the file rows are appended to (JSON lines). */
 export const RELIABILITY_REPORT_ENV = 'MESHTAP_RELIABILITY_REPORT'
@@ -65,7 +64,9 @@ function recordResult(group: string, row: ResultRow): void {
       ? { file: (isAbsolute(testPath) ? relative(ROOT, testPath) : testPath).replaceAll('\\', '/') }
       : {}),
     // In a hook (afterAll) the state still names the last test: record no test there.
-    ...(getCurrentTest() && state.currentTestName ? { test: state.currentTestName } : {}),
+    ...(TestRunner.getCurrentTest() && state.currentTestName
+      ? { test: state.currentTestName }
+      : {}),
   }
   appendFileSync(path, `${JSON.stringify(recorded)}\n`)
 }
