@@ -1,10 +1,16 @@
 import { createCipheriv } from 'node:crypto'
 import { create, type DescMessage, fromBinary, toBinary, toJson } from '@bufbuild/protobuf'
-import { bytesToBase64, DECODE_ERROR_CODES, PortNum } from '@meshtap/protocol'
+import {
+  bytesToBase64,
+  DECODE_ERROR_CODES,
+  type PartialPacket,
+  PortNum,
+  type Reception,
+} from '@meshtap/protocol'
 import { Mesh, Mqtt, PaxCount, StoreForward, Telemetry } from '@meshtastic/protobufs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createCodec } from './decode.js'
+import { copyReception, createCodec, derive } from './decode.js'
 import { encodeAppPayload, encodeEnvelope } from './encode.js'
 
 const f32 = fc.float({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }).map(Math.fround)
@@ -375,5 +381,80 @@ describe('plausibility: random ciphertext on the default channel', () => {
       else expect(out.error.error.code).toBe('NO_MATCHING_KEY')
     }
     expect(accepted).toBeLessThanOrEqual(1)
+  })
+})
+
+describe('copyReception (the ingest fast path for gateway copies)', () => {
+  const codec = createCodec()
+  it('gives exactly the reception derive() + the header would, for any header', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          from: u32,
+          id: fc.integer({ min: 1, max: 0xffffffff }),
+          hopLimit: fc.integer({ min: 0, max: 9 }),
+          hopStart: fc.integer({ min: 0, max: 9 }),
+          rxSnr: fc.oneof(f32, fc.constant(0)),
+          rxRssi: fc.oneof(fc.integer({ min: -140, max: 0 }), fc.constant(0)),
+          rxTime: fc.oneof(u32, fc.constant(0)),
+          relayNode: fc.oneof(fc.nat(255), fc.constant(0)),
+          viaMqtt: fc.boolean(),
+          selfGateway: fc.boolean(),
+          upperCaseGateway: fc.boolean(),
+          topicGateway: fc.boolean(),
+          hasBitfield: fc.boolean(),
+          mapreport: fc.boolean(),
+          source: fc.option(fc.constant('mqtt://broker'), { nil: undefined }),
+        }),
+        (x) => {
+          let gatewayId = x.selfGateway
+            ? `!${x.from.toString(16).padStart(8, '0')}`
+            : `!${((x.from ^ 0x5a5a5a5a) >>> 0).toString(16).padStart(8, '0')}`
+          if (x.upperCaseGateway) gatewayId = gatewayId.toUpperCase()
+          const root = x.mapreport ? 'msh/US/2/map/' : `msh/US/2/e/LongFast/${gatewayId}`
+          const payload = encodeEnvelope({
+            from: x.from,
+            id: x.id,
+            portnum: PortNum.TEXT_MESSAGE_APP,
+            payload: 'hi',
+            hopLimit: x.hopLimit,
+            hopStart: x.hopStart,
+            rxSnr: x.rxSnr,
+            rxRssi: x.rxRssi,
+            rxTime: x.rxTime,
+            relayNode: x.relayNode,
+            viaMqtt: x.viaMqtt,
+            gatewayId: x.topicGateway ? '' : gatewayId,
+          })
+          const view = codec.inspect({ topic: root, payload })
+          const fast = copyReception(view, 'k', 1234, x.source, x.hasBitfield)
+          // The slow path, as the ingest took it before: build the header, derive, copy fields.
+          const h = structuredClone(codec.inspect({ topic: root, payload }).header) as PartialPacket
+          if (!h || !fast) {
+            expect(fast).toBe(h ? fast : undefined)
+            return
+          }
+          derive(h, x.hasBitfield)
+          const slow: Reception = {
+            packetKey: 'k',
+            rxTime: h.rxTime ?? 0,
+            receivedAt: 1234,
+            rxSnr: h.rxSnr ?? 0,
+            rxRssi: h.rxRssi ?? 0,
+            hopLimit: h.hopLimit ?? 0,
+            hopStart: h.hopStart ?? 0,
+            receptionClass: h.receptionClass ?? 'unknown',
+            ...(h.gatewayId !== undefined ? { gatewayId: h.gatewayId } : {}),
+            ...(h.topic !== undefined ? { topic: h.topic } : {}),
+            ...(x.source !== undefined ? { source: x.source } : {}),
+            ...(h.channelId !== undefined ? { channelId: h.channelId } : {}),
+            ...(h.relayNode !== undefined ? { relayNode: h.relayNode } : {}),
+            ...(h.hopsAway !== undefined ? { hopsAway: h.hopsAway } : {}),
+          }
+          expect(fast).toStrictEqual(slow)
+        },
+      ),
+      { numRuns: 3000 },
+    )
   })
 })

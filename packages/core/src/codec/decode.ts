@@ -8,11 +8,13 @@ import {
   isBroadcast,
   isKnownPortnum,
   nodeIdFromNum,
+  nodeNumFromId,
   ok,
   type PacketKind,
   type PartialPacket,
   portnumName,
   type RawMessage,
+  type Reception,
   type ReceptionClass,
   type Result,
 } from '@meshtap/protocol'
@@ -79,25 +81,78 @@ export interface PacketView {
   readonly result?: DecodeResult
 }
 
-/** A view whose payload is still to be opened. @internal */
-class View implements PacketView {
-  readonly header: PartialPacket & DecodedPacket
-  readonly p: RawMeshPacket
-  readonly buf: Uint8Array
-  readonly channelId: string
+/**
+ * A view whose payload is still to be opened. The header object is built on first use: a copy
+ * of a packet already seen (most messages on a busy broker) never needs it. @internal
+ */
+export class View implements PacketView {
+  #header: (PartialPacket & DecodedPacket) | undefined
   constructor(
-    header: PartialPacket & DecodedPacket,
-    p: RawMeshPacket,
-    buf: Uint8Array,
-    channelId: string,
-  ) {
-    this.header = header
-    this.p = p
-    this.buf = buf
-    this.channelId = channelId
+    readonly kind: PacketKind,
+    readonly p: RawMeshPacket,
+    readonly buf: Uint8Array,
+    readonly topic: string | undefined,
+    readonly parsed: ParsedTopic | undefined,
+    readonly channelId: string,
+    readonly gatewayId: string,
+  ) {}
+  get header(): PartialPacket & DecodedPacket {
+    this.#header ??= header(
+      this.kind,
+      this.p,
+      this.buf,
+      this.topic,
+      this.parsed,
+      this.channelId,
+      this.gatewayId,
+    )
+    return this.#header
   }
 }
 
+/** The header of a packet as read from its envelope (no payload yet). */
+function header(
+  kind: PacketKind,
+  p: RawMeshPacket,
+  buf: Uint8Array,
+  topic: string | undefined,
+  parsed: ParsedTopic | undefined,
+  channelId: string,
+  gatewayId: string,
+): PartialPacket & DecodedPacket {
+  const h = {
+    kind,
+    from: p.from,
+    to: p.to,
+    id: p.id,
+    fromId: nodeIdFromNum(p.from),
+    toId: nodeIdFromNum(p.to),
+    channel: p.channel,
+    hopLimit: p.hopLimit,
+    hopStart: p.hopStart,
+    wantAck: p.wantAck,
+    viaMqtt: p.viaMqtt,
+    rxTime: p.rxTime,
+    rxSnr: p.rxSnr,
+    rxRssi: p.rxRssi,
+    encrypted: p.variant === 5,
+  } as PartialPacket & DecodedPacket
+  if (topic !== undefined) h.topic = topic
+  if (parsed) h.root = parsed.root
+  if (channelId) h.channelId = channelId
+  if (gatewayId) h.gatewayId = gatewayId
+  if (p.priority !== 0) h.priority = PRIORITY[p.priority] ?? String(p.priority)
+  if (p.nextHop !== 0) h.nextHop = p.nextHop
+  if (p.relayNode !== 0) h.relayNode = p.relayNode
+  if (p.pkiEncrypted) h.pkiEncrypted = true
+  if (p.publicKeyStart >= 0 && p.publicKeyEnd > p.publicKeyStart) {
+    h.publicKey = bytesToBase64(buf.subarray(p.publicKeyStart, p.publicKeyEnd))
+  }
+  if (p.transportMechanism !== 0) {
+    h.transportMechanism = TRANSPORT[p.transportMechanism] ?? String(p.transportMechanism)
+  }
+  return h
+}
 function done(result: DecodeResult): PacketView {
   return result.ok ? { header: result.value, result } : { header: result.error.packet, result }
 }
@@ -241,49 +296,6 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     return undefined
   }
 
-  function header(
-    kind: PacketKind,
-    p: RawMeshPacket,
-    buf: Uint8Array,
-    topic: string | undefined,
-    parsed: ParsedTopic | undefined,
-    channelId: string,
-    gatewayId: string,
-  ): PartialPacket & DecodedPacket {
-    const h = {
-      kind,
-      from: p.from,
-      to: p.to,
-      id: p.id,
-      fromId: nodeIdFromNum(p.from),
-      toId: nodeIdFromNum(p.to),
-      channel: p.channel,
-      hopLimit: p.hopLimit,
-      hopStart: p.hopStart,
-      wantAck: p.wantAck,
-      viaMqtt: p.viaMqtt,
-      rxTime: p.rxTime,
-      rxSnr: p.rxSnr,
-      rxRssi: p.rxRssi,
-      encrypted: p.variant === 5,
-    } as PartialPacket & DecodedPacket
-    if (topic !== undefined) h.topic = topic
-    if (parsed) h.root = parsed.root
-    if (channelId) h.channelId = channelId
-    if (gatewayId) h.gatewayId = gatewayId
-    if (p.priority !== 0) h.priority = PRIORITY[p.priority] ?? String(p.priority)
-    if (p.nextHop !== 0) h.nextHop = p.nextHop
-    if (p.relayNode !== 0) h.relayNode = p.relayNode
-    if (p.pkiEncrypted) h.pkiEncrypted = true
-    if (p.publicKeyStart >= 0 && p.publicKeyEnd > p.publicKeyStart) {
-      h.publicKey = bytesToBase64(buf.subarray(p.publicKeyStart, p.publicKeyEnd))
-    }
-    if (p.transportMechanism !== 0) {
-      h.transportMechanism = TRANSPORT[p.transportMechanism] ?? String(p.transportMechanism)
-    }
-    return h
-  }
-
   function finish(
     h: PartialPacket & DecodedPacket,
     data: RawData,
@@ -390,7 +402,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     channelId: string,
     gatewayId: string,
   ): PacketView {
-    return new View(header(kind, p, buf, topic, parsed, channelId, gatewayId), p, buf, channelId)
+    return new View(kind, p, buf, topic, parsed, channelId, gatewayId)
   }
 
   function inspect(message: RawMessage): PacketView {
@@ -531,20 +543,87 @@ function blankPacket(): RawMeshPacket {
  * `0 < hopLimit ≤ hopStart` — many brokers strip `hopLimit` to 0, so 0 is not trusted.
  */
 export function derive(p: PartialPacket | DecodedPacket, hasBitfield: boolean): void {
-  const hopStart = p.hopStart ?? 0
-  const hopLimit = p.hopLimit ?? 0
-  let hopsAway: number | undefined
-  if (hopStart > 0 && hopStart <= 7 && hopLimit > 0 && hopLimit <= hopStart) {
-    hopsAway = hopStart - hopLimit
-  } else if (hopStart === 0 && hopLimit === 0 && hasBitfield && p.kind !== 'mapreport') {
-    hopsAway = 0
-  }
+  const hopsAway = hopsAwayOf(p.kind, p.hopStart ?? 0, p.hopLimit ?? 0, hasBitfield)
   if (hopsAway !== undefined) p.hopsAway = hopsAway
   else if (p.hopsAway !== undefined) delete p.hopsAway
-  let cls: ReceptionClass = 'unknown'
-  if (p.gatewayId !== undefined && p.gatewayId === p.fromId) cls = 'self'
-  else if (p.gatewayId !== undefined && !p.rxSnr && !p.rxRssi) cls = 'injected'
-  else if (hopsAway === 0) cls = 'direct'
-  else if (hopsAway !== undefined) cls = 'relayed'
-  p.receptionClass = cls
+  p.receptionClass = classOf(
+    p.gatewayId !== undefined && p.gatewayId === p.fromId,
+    p.gatewayId !== undefined,
+    p.rxSnr,
+    p.rxRssi,
+    hopsAway,
+  )
+}
+
+/** Hops between sender and gateway, where the hop fields make it knowable. */
+function hopsAwayOf(
+  kind: PacketKind | undefined,
+  hopStart: number,
+  hopLimit: number,
+  hasBitfield: boolean,
+): number | undefined {
+  if (hopStart > 0 && hopStart <= 7 && hopLimit > 0 && hopLimit <= hopStart) {
+    return hopStart - hopLimit
+  }
+  if (hopStart === 0 && hopLimit === 0 && hasBitfield && kind !== 'mapreport') return 0
+  return undefined
+}
+
+/** How the gateway came by the packet. */
+function classOf(
+  self: boolean,
+  hasGateway: boolean,
+  rxSnr: number | undefined,
+  rxRssi: number | undefined,
+  hopsAway: number | undefined,
+): ReceptionClass {
+  if (self) return 'self'
+  if (hasGateway && !rxSnr && !rxRssi) return 'injected'
+  if (hopsAway === 0) return 'direct'
+  if (hopsAway !== undefined) return 'relayed'
+  return 'unknown'
+}
+
+/**
+ * The reception a gateway copy of an already-known packet adds, read straight from a view's raw
+ * header (no header object, no node-id strings): what `derive` then the ingest's reception would
+ * give, for a fraction of the work. `undefined` when the view has no raw header (already decoded
+ * or failed). @internal
+ */
+export function copyReception(
+  view: PacketView,
+  packetKey: string,
+  receivedAt: number,
+  source: string | undefined,
+  hasBitfield: boolean,
+): Reception | undefined {
+  if (!(view instanceof View)) return undefined
+  const p = view.p
+  const gatewayId = view.gatewayId || undefined
+  const hopsAway = hopsAwayOf(view.kind, p.hopStart, p.hopLimit, hasBitfield)
+  const r: Reception = {
+    packetKey,
+    rxTime: p.rxTime,
+    receivedAt,
+    rxSnr: p.rxSnr,
+    rxRssi: p.rxRssi,
+    hopLimit: p.hopLimit,
+    hopStart: p.hopStart,
+    receptionClass: classOf(
+      gatewayId !== undefined &&
+        nodeNumFromId(gatewayId) === p.from &&
+        gatewayId === nodeIdFromNum(p.from),
+      gatewayId !== undefined,
+      p.rxSnr,
+      p.rxRssi,
+      hopsAway,
+    ),
+  }
+  if (gatewayId !== undefined) r.gatewayId = gatewayId
+  if (view.topic !== undefined) r.topic = view.topic
+  if (source !== undefined) r.source = source
+  if (view.channelId) r.channelId = view.channelId
+  if (p.relayNode !== 0) r.relayNode = p.relayNode
+  if (hopsAway !== undefined) r.hopsAway = hopsAway
+  return r
 }

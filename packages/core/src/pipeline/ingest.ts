@@ -21,7 +21,14 @@ import {
   type NodeCache,
   type NodeCacheOptions,
 } from '../cache/node-cache.js'
-import { createCodec, derive, type MeshtasticCodec } from '../codec/decode.js'
+import {
+  copyReception,
+  createCodec,
+  derive,
+  type MeshtasticCodec,
+  type PacketView,
+  View,
+} from '../codec/decode.js'
 import type { ChannelKeyInput } from '../codec/keyring.js'
 import { createDedupCache, type DedupEntry, type DedupOptions } from '../dedup/dedup-cache.js'
 import { IngestError } from '../errors.js'
@@ -463,6 +470,30 @@ export function createIngest(options: IngestOptions): Ingest {
       ack?.()
       return
     }
+    if (view instanceof View) {
+      // The common case: an envelope read, its payload not opened. A copy of a packet already
+      // seen is recorded straight from the raw header, without building a header object.
+      const p = view.p
+      if (p.rxTime) m.ingestLag.observe(Math.max(0, receivedAt - p.rxTime * 1000))
+      const key = packetKeyOf(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, bucketMs)
+      const entry = dedup.get(key, t)
+      if (entry) {
+        duplicate(
+          key,
+          entry,
+          undefined,
+          view,
+          p.from,
+          view.gatewayId || undefined,
+          receivedAt,
+          message.source,
+          ack,
+        )
+        return
+      }
+      openFirst(view, key, receivedAt, t, message.source, ack)
+      return
+    }
     const h = view.header
     if (h?.rxTime) m.ingestLag.observe(Math.max(0, receivedAt - h.rxTime * 1000))
     if (view.result && !view.result.ok) {
@@ -487,7 +518,7 @@ export function createIngest(options: IngestOptions): Ingest {
       const key = packetKeyOf(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, bucketMs)
       const seen = dedup.get(key, t)
       if (seen) {
-        duplicate(key, seen, p, receivedAt, message.source, ack, undefined)
+        duplicate(key, seen, p, undefined, p.from, p.gatewayId, receivedAt, message.source, ack)
         return
       }
       acceptPacket(p, key, receivedAt, t, message.source, ack)
@@ -505,13 +536,26 @@ export function createIngest(options: IngestOptions): Ingest {
     )
     const entry = dedup.get(key, t)
     if (entry) {
-      duplicate(key, entry, h, receivedAt, message.source, ack, view)
+      duplicate(key, entry, h, view, h.from ?? 0, h.gatewayId, receivedAt, message.source, ack)
       return
     }
+    openFirst(view, key, receivedAt, t, message.source, ack)
+  }
+
+  /** Opens the first copy of a packet: decrypts and decodes it, keeps it undecoded, or drops it. */
+  function openFirst(
+    view: PacketView,
+    key: PacketKey,
+    receivedAt: number,
+    t: number,
+    source: string | undefined,
+    ack: Ack | undefined,
+  ): void {
+    const h = view.header as PartialPacket
     const r = codec.open(view)
     if (r.ok) {
       m.decoded++
-      acceptPacket(r.value, key, receivedAt, t, message.source, ack)
+      acceptPacket(r.value, key, receivedAt, t, source, ack)
       return
     }
     const f = r.error
@@ -530,7 +574,7 @@ export function createIngest(options: IngestOptions): Ingest {
       }
       dedup.set(key, entry)
       const undecoded: UndecodedPacket = { key, failure: f, receivedAt }
-      const reception = receptionOf(f.packet, key, receivedAt, message.source)
+      const reception = receptionOf(f.packet, key, receivedAt, source)
       m.receptions++
       if (enqueue({ undecoded, reception, ack, receivedAt, priority: 3, entry })) {
         m.packets++
@@ -552,14 +596,20 @@ export function createIngest(options: IngestOptions): Ingest {
     )
   }
 
+  /**
+   * Records a copy of a packet already seen. `h` is its header when there is one (a decoded
+   * result, a custom codec); else the reception is read straight from the view's raw header.
+   */
   function duplicate(
     key: PacketKey,
     entry: DedupEntry,
-    h: PartialPacket,
+    h: PartialPacket | undefined,
+    view: PacketView | undefined,
+    from: number,
+    gatewayId: string | undefined,
     receivedAt: number,
     source: string | undefined,
     ack: Ack | undefined,
-    view: ReturnType<MeshtasticCodec['inspect']> | undefined,
   ): void {
     m.duplicates++
     entry.copies++
@@ -570,25 +620,33 @@ export function createIngest(options: IngestOptions): Ingest {
           reason: entry.dropReason ?? 'queue-full',
           count: 1,
           key,
-          ...(h.from !== undefined ? { from: h.from } : {}),
+          from,
           priority: PRIORITY_LEVELS[entry.priority] as PriorityLevel,
         },
         ack,
       )
       return
     }
-    const gw = h.gatewayId
-    if (gw !== undefined && entry.gateways) {
-      if (entry.gateways.includes(gw)) {
+    if (gatewayId !== undefined && entry.gateways) {
+      if (entry.gateways.includes(gatewayId)) {
         // The same gateway uplinked this packet again: nothing new to record.
         m.repeats++
         ack?.()
         return
       }
-      entry.gateways.push(gw)
+      entry.gateways.push(gatewayId)
     }
-    derive(h, entry.hasBitfield)
-    const reception = receptionOf(h, key, receivedAt, source)
+    let reception: Reception | undefined
+    if (h) {
+      derive(h, entry.hasBitfield)
+      reception = receptionOf(h, key, receivedAt, source)
+    } else if (view) {
+      reception = copyReception(view, key, receivedAt, source, entry.hasBitfield)
+    }
+    if (!reception) {
+      ack?.()
+      return
+    }
     if (view && entry.portnum === PortNum.TRACEROUTE_APP) {
       // Gateways rewrite and re-encrypt traceroutes: this copy's route is its own.
       const r = codec.open(view)
@@ -600,9 +658,8 @@ export function createIngest(options: IngestOptions): Ingest {
     m.receptions++
     if (enqueue({ reception, ack, receivedAt, priority: entry.priority, entry })) {
       emit('reception', { reception })
-      const from = h.from ?? 0
       nodeUpdate(cache.applyReception(from, reception))
-      if (h.gatewayId !== undefined) cache.markGateway(h.gatewayId, receivedAt)
+      if (gatewayId !== undefined) cache.markGateway(gatewayId, receivedAt)
     }
   }
 
