@@ -393,18 +393,6 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
     return finish(h, opened.data, opened.bytes, opened.app, opened.keyName, ciphertext)
   }
 
-  function view(
-    kind: PacketKind,
-    p: RawMeshPacket,
-    buf: Uint8Array,
-    topic: string | undefined,
-    parsed: ParsedTopic | undefined,
-    channelId: string,
-    gatewayId: string,
-  ): PacketView {
-    return new View(kind, p, buf, topic, parsed, channelId, gatewayId)
-  }
-
   function inspect(message: RawMessage): PacketView {
     const { payload } = message
     // JavaScript callers (and JSON inputs) may pass null or a non-string: treat it as no topic.
@@ -462,7 +450,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
             ),
           )
         }
-        return view(
+        return new View(
           kind,
           env.packet,
           payload,
@@ -475,7 +463,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
       case 'meshpacket': {
         const p = readMeshPacket(payload)
         if (!p) return done(fail('MALFORMED_ENVELOPE', 'not a valid MeshPacket protobuf', { kind }))
-        return view(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
+        return new View(kind, p, payload, topic, parsed, channelFromTopic, gatewayFromTopic)
       }
       case 'data': {
         const data = readData(payload, 0, payload.length, false)
