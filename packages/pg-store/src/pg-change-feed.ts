@@ -48,7 +48,7 @@ export interface PgChangeFeedOptions {
 }
 
 /**
- * A {@link LiveSource} fed by every process writing to the database: it `LISTEN`s for the
+ * A `LiveSource` (from `@meshtap/protocol`) fed by every process writing to the database: it `LISTEN`s for the
  * announcements the stores make inside their write transactions, reads the new rows, and emits
  * `packet`, `reception`, `undecoded` and `nodeUpdate` events with the same shapes as an ingest,
  * in commit order, plus one `flush` per committed batch and `sourceStatus` when its connection

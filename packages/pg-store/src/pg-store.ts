@@ -221,7 +221,7 @@ export interface PgPartitionInfo {
 }
 
 /**
- * The PostgreSQL store: the {@link Store} contract, the {@link StoreQueries} lists, re-decryption
+ * The PostgreSQL store: the `Store` contract, the `StoreQueries` lists (both from `@meshtap/protocol`), re-decryption
  * of kept ciphertext, retention by partition, and change announcements for
  * `createPgChangeFeed`.
  *

@@ -22,7 +22,7 @@ export interface DedupEntry {
   gateways?: string[]
 }
 
-/** Options of {@link createDedupCache}. */
+/** Options of the dedup memory (`dedup` in `createIngest`). */
 export interface DedupOptions {
   /**
    * How many packets to remember. At 100 packets/s, 200,000 covers more than half an hour.
