@@ -1,50 +1,12 @@
-export type { MeshtapClientErrorCode } from './errors.js'
-export { MeshtapClientError } from './errors.js'
-export type { UpdateScheduler } from './frame-scheduler.js'
-export { animationFrameScheduler } from './frame-scheduler.js'
-export type {
-  ConnectionState,
-  ConnectionStatus,
-  GatewayInfo,
-  MeshLink,
-  MeshLinkSource,
-  MeshMessage,
-  MeshSnapshot,
-  MeshStats,
-  NodeTelemetry,
-  PositionSample,
-  TelemetrySample,
-  TracerouteSample,
-} from './mesh-snapshot.js'
-export type { MeshBufferLimits } from './mesh-store.js'
-export type {
-  MeshtapClient,
-  MeshtapClientEvents,
-  MeshtapClientOptions,
-  MeshtapWebSocket,
-  MeshtapWebSocketConstructor,
-  ReconnectOptions,
-} from './meshtap-client.js'
-export { createMeshtapClient } from './meshtap-client.js'
+/**
+ * `@meshtap/react-hooks`: the client, its state and selectors (also alone, without React, as
+ * `@meshtap/react-hooks/client`), plus the provider and hooks.
+ *
+ * @module
+ */
+export * from './client.js'
 export type { MeshtapProviderProps } from './meshtap-provider.js'
 export { MeshtapProvider, useMeshtapClient } from './meshtap-provider.js'
-export type {
-  ChannelRef,
-  LinkFilter,
-  MessageTarget,
-  NodeFilter,
-  PositionTarget,
-  SampleWindow,
-} from './selectors.js'
-export {
-  sameItems,
-  selectLinks,
-  selectMessages,
-  selectNodes,
-  selectPositions,
-  selectTelemetry,
-  selectTraceroutes,
-} from './selectors.js'
 export type { Connection } from './use-connection.js'
 export { useConnection } from './use-connection.js'
 export { useGateways } from './use-gateways.js'

@@ -36,7 +36,9 @@ it("starts the provider module with 'use client'", () => {
 })
 
 it('documents every export with JSDoc and an @example', () => {
-  const index = readFileSync(join(src, 'index.ts'), 'utf8')
+  // index.ts re-exports all of client.ts (`export *`) and adds the React parts.
+  const index = ['index.ts', 'client.ts'].map((f) => readFileSync(join(src, f), 'utf8')).join('\n')
+  expect(index).toContain("export * from './client.js'")
   const names = [...index.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap((m) =>
     (m[1] as string)
       .split(',')
