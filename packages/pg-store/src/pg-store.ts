@@ -3,6 +3,9 @@ import type {
   DecodeFailure,
   PartialPacket,
   RawMessage,
+  RedecryptDecode,
+  RedecryptOptions,
+  RedecryptResult,
   Result,
   Store,
   StoreCounts,
@@ -154,40 +157,12 @@ export interface PgStoreOptions {
   now?: () => number
 }
 
-/**
- * A decode function for {@link PgStore.redecrypt}: the codec's `decode` (the store cannot import
- * the codec itself — `@meshtap/core` is GPL and this package is MIT).
- *
- * @example
- * const decode: PgRedecryptDecode = createCodec({ keys: [{ name: 'Secret', psk }] }).decode
- */
-export type PgRedecryptDecode = (message: RawMessage) => Result<DecodedPacket, DecodeFailure>
-
-/**
- * Options of {@link PgStore.redecrypt}.
- *
- * @example
- * await store.redecrypt(codec.decode, { chunkSize: 200 })
- */
-export interface PgRedecryptOptions {
-  /** Undecoded packets per transaction. @default 500 */
-  chunkSize?: number
-}
-
-/**
- * What {@link PgStore.redecrypt} did.
- *
- * @example
- * const { decoded, failed } = await store.redecrypt(codec.decode)
- */
-export interface PgRedecryptResult {
-  /** Undecoded copies looked at. */
-  scanned: number
-  /** Copies that now decode; their packets moved to the normal tables. */
-  decoded: number
-  /** Copies that still do not decode (kept). */
-  failed: number
-}
+/** The decode function `redecrypt` takes (`RedecryptDecode` of `@meshtap/protocol`). */
+export type PgRedecryptDecode = RedecryptDecode
+/** Options of `redecrypt` (`RedecryptOptions` of `@meshtap/protocol`). */
+export type PgRedecryptOptions = RedecryptOptions
+/** What `redecrypt` did (`RedecryptResult` of `@meshtap/protocol`). */
+export type PgRedecryptResult = RedecryptResult
 
 /**
  * What one retention run deleted.

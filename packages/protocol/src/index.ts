@@ -75,6 +75,10 @@ export type { Ack, MessageHandler, Source, SourceState, SourceStatus } from './s
 export type {
   PacketKey,
   Reception,
+  RedecryptableStore,
+  RedecryptDecode,
+  RedecryptOptions,
+  RedecryptResult,
   Store,
   StoreCounts,
   StoredPacket,

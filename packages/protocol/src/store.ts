@@ -1,4 +1,6 @@
 import type { AppPayload, DecodedPacket, DecodeFailure, ReceptionClass } from './packet.js'
+import type { RawMessage } from './raw-message.js'
+import type { Result } from './result.js'
 
 /**
  * The identity of a logical packet: `"<from>:<id>"`, or for map reports (id 0)
@@ -105,4 +107,51 @@ export interface Store {
   /** How many packets, receptions and undecoded packets the store holds. */
   counts(): Promise<StoreCounts>
   close?(): Promise<void>
+}
+
+/**
+ * A decode function for {@link RedecryptableStore.redecrypt}: the codec's `decode` (stores cannot
+ * import the codec itself — `@meshtap/core` is GPL and the stores are MIT).
+ *
+ * @example
+ * const decode: RedecryptDecode = createCodec({ keys: [{ name: 'Secret', psk }] }).decode
+ */
+export type RedecryptDecode = (message: RawMessage) => Result<DecodedPacket, DecodeFailure>
+
+/**
+ * Options of {@link RedecryptableStore.redecrypt}.
+ *
+ * @example
+ * await store.redecrypt(codec.decode, { chunkSize: 200 })
+ */
+export interface RedecryptOptions {
+  /** Undecoded packets per transaction (the event loop runs between chunks). @default 500 */
+  chunkSize?: number
+}
+
+/**
+ * What {@link RedecryptableStore.redecrypt} did.
+ *
+ * @example
+ * const { decoded, failed } = await store.redecrypt(codec.decode)
+ */
+export interface RedecryptResult {
+  /** Undecoded copies looked at. */
+  scanned: number
+  /** Copies that now decode; their packets moved to the normal tables. */
+  decoded: number
+  /** Copies that still do not decode (kept). */
+  failed: number
+}
+
+/**
+ * A store that keeps undecoded packets with their ciphertext and can run a codec over them again
+ * after a key was added, filling its normal tables: adding a channel key later recovers the past.
+ *
+ * @example
+ * const { decoded } = await store.redecrypt(createCodec({ keys: [{ name: 'Secret', psk }] }).decode)
+ */
+export interface RedecryptableStore extends Store {
+  /** Decodes every kept undecoded packet again with `decode`; what now decodes moves over. */
+  redecrypt(decode: RedecryptDecode, options?: RedecryptOptions): Promise<RedecryptResult>
 }

@@ -3,6 +3,9 @@ import type {
   DecodeFailure,
   PartialPacket,
   RawMessage,
+  RedecryptDecode,
+  RedecryptOptions,
+  RedecryptResult,
   Result,
   Store,
   StoreCounts,
@@ -138,40 +141,8 @@ export interface SqliteStoreOptions {
   now?: () => number
 }
 
-/**
- * A decode function for {@link SqliteStore.redecrypt}: the codec's `decode` (the store cannot
- * import the codec itself — `@meshtap/core` is GPL and this package is MIT).
- *
- * @example
- * const decode: RedecryptDecode = createCodec({ keys: [{ name: 'Secret', psk }] }).decode
- */
-export type RedecryptDecode = (message: RawMessage) => Result<DecodedPacket, DecodeFailure>
-
-/**
- * Options of {@link SqliteStore.redecrypt}.
- *
- * @example
- * await store.redecrypt(codec.decode, { chunkSize: 200 })
- */
-export interface RedecryptOptions {
-  /** Undecoded packets per transaction (the event loop runs between chunks). @default 500 */
-  chunkSize?: number
-}
-
-/**
- * What {@link SqliteStore.redecrypt} did.
- *
- * @example
- * const { decoded, failed } = await store.redecrypt(codec.decode)
- */
-export interface RedecryptResult {
-  /** Undecoded copies looked at. */
-  scanned: number
-  /** Copies that now decode; their packets moved to the normal tables. */
-  decoded: number
-  /** Copies that still do not decode (kept). */
-  failed: number
-}
+// RedecryptDecode, RedecryptOptions and RedecryptResult: the shared contract in @meshtap/protocol.
+export type { RedecryptDecode, RedecryptOptions, RedecryptResult } from '@meshtap/protocol'
 
 /**
  * What one retention run deleted.

@@ -1,6 +1,7 @@
 export type { StartAedesOptions, TcpProxy, TcpProxyOptions, TestBroker } from './brokers.js'
 export { mosquittoUrl, startAedes, startTcpProxy } from './brokers.js'
 export { samplePacket, sampleReception, sampleUndecoded } from './fixtures.js'
+export { describeRedecryptConformance } from './redecrypt-conformance.js'
 export type { StoreConformanceOptions } from './store-conformance.js'
 export { describeStoreConformance } from './store-conformance.js'
 export type { WorkloadOptions, WorkloadRecord } from './workload.js'
