@@ -110,7 +110,7 @@ export interface Store {
 }
 
 /**
- * A decode function for {@link RedecryptableStore.redecrypt}: the codec's `decode` (stores cannot
+ * A decode function for a store's `redecrypt` (`RedecryptableStore`): the codec's `decode` (stores cannot
  * import the codec itself — `@meshtap/core` is GPL and the stores are MIT).
  *
  * @example
@@ -119,7 +119,7 @@ export interface Store {
 export type RedecryptDecode = (message: RawMessage) => Result<DecodedPacket, DecodeFailure>
 
 /**
- * Options of {@link RedecryptableStore.redecrypt}.
+ * Options of a store's `redecrypt` (`RedecryptableStore`).
  *
  * @example
  * await store.redecrypt(codec.decode, { chunkSize: 200 })
@@ -130,7 +130,7 @@ export interface RedecryptOptions {
 }
 
 /**
- * What {@link RedecryptableStore.redecrypt} did.
+ * What a store's `redecrypt` (`RedecryptableStore`) did.
  *
  * @example
  * const { decoded, failed } = await store.redecrypt(codec.decode)
