@@ -642,6 +642,17 @@ async function run(options: BenchOptions): Promise<BenchReport> {
         notes.push(
           `Broker path into SQLite: SQLite/bare = ${formatPercent(sRatio)} (ratio of medians; paired rounds ${formatPercent(sPaired.median)} [${formatPercent(sPaired.min)}..${formatPercent(sPaired.max)}]); SQLite/memory ${formatPercent(sVsMemory)} (same rounds). Aim: ≥ 75 % of the bare subscriber: **${sRatio >= 0.75 ? 'met' : 'not met'}**. Count checks (\`store.counts()\` after \`ingest.stop()\`): ${countChecks.every((c) => c.ok) ? 'all consistent' : `**${countChecks.filter((c) => !c.ok).length} of ${countChecks.length} rounds inconsistent**`}: ${countChecks.map((c) => c.text).join('. ')}.`,
         )
+        // The CPU budget: what a subscriber may spend per message to reach the aim on this machine.
+        const usPerMsg = (rs: BrokerRound[]) =>
+          median(rs.map((x) => ((x.cpu.subscriber ?? Number.NaN) * 1e6) / x.rate))
+        const target = 0.75 * bRate.median
+        const othersAtBare = median(
+          bareRounds.map((x) => (x.cpu.publisher ?? 0) + (x.cpu.broker ?? 0)),
+        )
+        const left = Math.max(0, Math.min(1, 2 - othersAtBare))
+        notes.push(
+          `CPU per message in the subscriber process (its CPU over the arrival window ÷ its rate, medians): bare mqtt.js ${usPerMsg(bareRounds).toFixed(1)} µs, meshtap → memory ${usPerMsg(meshtapRounds).toFixed(1)} µs, meshtap → SQLite ${usPerMsg(sqliteRounds).toFixed(1)} µs. 75 % of the bare rate is ${formatRate(target)} msg/s; with publisher and broker using ${pctOfCore(othersAtBare)} of a core at the bare rate, at most ${pctOfCore(left)} of a core is left for the subscriber (one event loop), i.e. at most ${((left * 1e6) / target).toFixed(1)} µs per message for mqtt.js, the pipeline and the SQLite writes together.`,
+        )
         const sWorst = sChecks.find((c) => !c.ok) ?? sChecks[0]!
         notes.push(
           `Broker path into SQLite, what meshtap stored (${sChecks.every((c) => c.ok) ? 'all rounds consistent; the first round' : `**${sChecks.filter((c) => !c.ok).length} of ${sChecks.length} rounds inconsistent**; the first inconsistent one`}): ${sWorst.text}`,
