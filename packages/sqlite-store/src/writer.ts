@@ -130,7 +130,10 @@ export class BoundedMap<V> {
   }
   /** Sets `key`; a new key past `max` entries evicts the oldest key. */
   set(key: string, value: V): this {
-    if (!this.map.has(key)) {
+    const size = this.map.size
+    this.map.set(key, value)
+    // A new key (the size grew): the same entries as evicting first, one lookup instead of two.
+    if (this.map.size !== size) {
       if (this.ring.length < this.max) this.ring.push(key)
       else {
         this.map.delete(this.ring[this.next] as string)
@@ -138,7 +141,6 @@ export class BoundedMap<V> {
         this.next = (this.next + 1) % this.max
       }
     }
-    this.map.set(key, value)
     return this
   }
   /** Forgets every entry. */
@@ -274,14 +276,23 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
 
   const strings = new BoundedMap<number>(10_000)
   /** gateway id → its row id, and its node number when the id is a `!xxxxxxxx` node id. */
-  const gateways = new BoundedMap<{ ref: number; num: number | null }>(10_000)
+  const gateways = new BoundedMap<GatewayEntry>(10_000)
   /** key → id × 2 + (decoded ? 1 : 0) */
   const keys = new BoundedMap<number>(keyCacheSize)
 
+  // The last packet key looked up (the copies of a packet follow each other) and the last channel
+  // id interned (nearly every record has the same): answers without a cache lookup. Cleared with
+  // the caches they shortcut.
+  let lastKey: string | undefined
+  let lastCode = 0
+  let lastFrom: number | null = null
+  let lastChannel: string | undefined
+  let lastChannelRef = 0
+
   /** State from the current batch (discarded if it rolls back). */
-  const local = new Aggregates()
+  let local = new Aggregates()
   /** State from committed batches not written yet. */
-  const pending = new Aggregates()
+  let pending = new Aggregates()
 
   function intern(value: string | undefined): number | null {
     if (value === undefined) return null
@@ -294,7 +305,28 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
     return id
   }
 
-  function gatewayOf(gatewayId: string): { ref: number; num: number | null } {
+  /** {@link intern} for channel ids, remembering the last one. */
+  function internChannel(value: string | undefined): number | null {
+    if (value === undefined) return null
+    if (value === lastChannel) return lastChannelRef
+    const id = intern(value) as number
+    lastChannel = value
+    lastChannelRef = id
+    return id
+  }
+
+  /** {@link intern} for a copy's topic, remembering the last topic of its gateway. */
+  function internTopic(g: GatewayEntry | undefined, topic: string | undefined): number | null {
+    if (topic === undefined) return null
+    if (g === undefined) return intern(topic)
+    if (g.topic === topic) return g.topicRef
+    const id = intern(topic) as number
+    g.topic = topic
+    g.topicRef = id
+    return id
+  }
+
+  function gatewayOf(gatewayId: string): GatewayEntry {
     let g = gateways.get(gatewayId)
     if (g === undefined) {
       const num = nodeNumOf(gatewayId)
@@ -302,7 +334,7 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
       const ref = r.changes
         ? Number(r.lastInsertRowid)
         : (st.gatewayId.get(gatewayId) as { id: number }).id
-      g = { ref, num }
+      g = { ref, num, topic: undefined, topicRef: 0 }
       gateways.set(gatewayId, g)
     }
     return g
@@ -312,34 +344,36 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
     return gatewayId === undefined ? null : gatewayOf(gatewayId).ref
   }
 
-  /** A copy's identity within its packet: the gateway, else the topic, else nothing. */
-  function identity(gw: number | null, topic: string | undefined): number {
-    if (gw !== null) return gw
-    const t = intern(topic)
-    return t === null ? 0 : -t
+  /** Forgets the shortcuts past the caches (with the caches). */
+  function forgetLast(): void {
+    lastKey = undefined
+    lastChannel = undefined
   }
 
   const node = (num: number, at: number) => local.node(num, at)
 
-  /** The id of the packet with this key, creating a placeholder row when there is none yet. */
-  function refOf(
+  /**
+   * The id × 2 + (decoded ? 1 : 0) of the packet with this key, creating a placeholder row when
+   * there is none yet.
+   */
+  function codeOf(
     key: PacketKey,
     from: number | null,
     to: number | null,
     id: number | null,
     at: number,
   ): number {
-    const cached = keys.get(key)
-    if (cached !== undefined) return Math.floor(cached / 2)
-    const r = st.insertStub.run(key, from, to, id ?? idOfKey(key), at)
-    if (r.changes) {
-      const ref = Number(r.lastInsertRowid)
-      keys.set(key, ref * 2)
-      return ref
+    let code = keys.get(key)
+    if (code === undefined) {
+      const r = st.insertStub.run(key, from, to, id ?? idOfKey(key), at)
+      if (r.changes) code = Number(r.lastInsertRowid) * 2
+      else {
+        const row = st.packetByKey.get(key) as { id: number; decoded: number }
+        code = row.id * 2 + row.decoded
+      }
+      keys.set(key, code)
     }
-    const row = st.packetByKey.get(key) as { id: number; decoded: number }
-    keys.set(key, row.id * 2 + row.decoded)
-    return row.id
+    return code
   }
 
   function writeTyped(
@@ -536,28 +570,34 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
   function writePacket(sp: StoredPacket): PacketOutcome {
     if (typeof sp?.key !== 'string')
       throw new SqliteStoreError('INVALID_BATCH', 'a packet without a key')
+    // The key's cache entry may change below: the shortcut past the cache must not outlive it.
+    if (sp.key === lastKey) lastKey = undefined
     const cached = keys.get(sp.key)
     if (cached !== undefined && cached & 1) return 'kept'
     const p = sp.packet
-    const channel = intern(p.channelId)
+    const channel = internChannel(p.channelId)
     const gw = gatewayRef(p.gatewayId)
     const json = packPacket(p)
+    const from = p.from >>> 0
+    const to = p.to >>> 0
+    const id = p.id >>> 0
+    const hops = nul(p.hopsAway)
     let ref: number
     let outcome: PacketOutcome = 'new'
-    const head = [
-      p.from >>> 0,
-      p.to >>> 0,
-      p.id >>> 0,
-      p.portnum,
-      channel,
-      gw,
-      sp.receivedAt,
-      p.rxTime,
-      nul(p.hopsAway),
-      json,
-    ] as const
     if (cached === undefined) {
-      const r = st.insertPacket.run(sp.key, ...head)
+      const r = st.insertPacket.run(
+        sp.key,
+        from,
+        to,
+        id,
+        p.portnum,
+        channel,
+        gw,
+        sp.receivedAt,
+        p.rxTime,
+        hops,
+        json,
+      )
       if (r.changes) ref = Number(r.lastInsertRowid)
       else {
         const row = st.packetByKey.get(sp.key) as { id: number; decoded: number }
@@ -566,13 +606,26 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
           keys.set(sp.key, ref * 2 + 1)
           return 'kept'
         }
-        st.fillPacket.run(...head, ref)
         outcome = 'filled'
       }
     } else {
       ref = Math.floor(cached / 2)
-      st.fillPacket.run(...head, ref)
       outcome = 'filled'
+    }
+    if (outcome === 'filled') {
+      st.fillPacket.run(
+        from,
+        to,
+        id,
+        p.portnum,
+        channel,
+        gw,
+        sp.receivedAt,
+        p.rxTime,
+        hops,
+        json,
+        ref,
+      )
     }
     keys.set(sp.key, ref * 2 + 1)
     // A packet that was kept undecoded (its key was added since) is no longer undecoded.
@@ -594,19 +647,33 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
     if (typeof r?.packetKey !== 'string') {
       throw new SqliteStoreError('INVALID_BATCH', 'a reception without a packetKey')
     }
-    const from = fromOfKey(r.packetKey)
-    const ref = refOf(r.packetKey, from, null, null, r.receivedAt)
+    const key = r.packetKey
+    let from: number | null
+    let code: number
+    if (key === lastKey) {
+      from = lastFrom
+      code = lastCode
+    } else {
+      from = fromOfKey(key)
+      code = codeOf(key, from, null, null, r.receivedAt)
+      lastKey = key
+      lastCode = code
+      lastFrom = from
+    }
+    const ref = Math.floor(code / 2)
     const g = r.gatewayId === undefined ? undefined : gatewayOf(r.gatewayId)
     const gw = g === undefined ? null : g.ref
-    const ident = identity(gw, r.topic)
+    // A copy's identity within its packet: the gateway, else the topic, else nothing.
+    const topic = internTopic(g, r.topic)
+    const ident = gw !== null ? gw : topic === null ? 0 : -topic
     const cls = CLASS_CODE[r.receptionClass] ?? 0
     const res = st.insertReception.run(
       ref,
       ident,
       from,
-      intern(r.topic),
+      topic,
       intern(r.source),
-      intern(r.channelId),
+      internChannel(r.channelId),
       r.rxTime,
       r.receivedAt,
       r.rxSnr,
@@ -658,8 +725,9 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
       throw new SqliteStoreError('INVALID_BATCH', 'an undecoded packet without a key')
     const p = u.failure.packet
     const from = p.from === undefined ? fromOfKey(u.key) : p.from >>> 0
-    const ref = refOf(u.key, from, nul(p.to), p.id ?? idOfKey(u.key), u.receivedAt)
-    if ((keys.get(u.key) ?? 0) & 1) return // decoded meanwhile: nothing to keep
+    const code = codeOf(u.key, from, nul(p.to), p.id ?? idOfKey(u.key), u.receivedAt)
+    if (code & 1) return // decoded meanwhile: nothing to keep
+    const ref = Math.floor(code / 2)
     const gw = gatewayRef(p.gatewayId)
     const { ciphertext, ...header } = p
     st.insertUndecoded.run(
@@ -669,7 +737,7 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
       nul(p.to),
       nul(p.id),
       nul(p.channel),
-      intern(p.channelId),
+      internChannel(p.channelId),
       intern(p.topic),
       u.receivedAt,
       u.failure.error.code,
@@ -746,7 +814,12 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
     writeState,
     committed(stateWritten) {
       if (stateWritten) pending.clear()
-      else pending.mergeFrom(local)
+      else if (pending.empty) {
+        // Nothing to merge into: the batch's state becomes the pending state as it is.
+        const empty = pending
+        pending = local
+        local = empty
+      } else pending.mergeFrom(local)
       local.clear()
     },
     rolledBack() {
@@ -754,9 +827,11 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
       strings.clear()
       gateways.clear()
       keys.clear()
+      forgetLast()
     },
     forgetIds() {
       keys.clear()
+      lastKey = undefined
     },
     get hasPendingState() {
       return !pending.empty
@@ -829,6 +904,14 @@ export function createWriter(db: SqliteDatabase, keyCacheSize = 100_000): Writer
       return (st.packetByKey.get(key) as { id: number } | undefined)?.id
     },
   }
+}
+
+/** A gateway's cache entry: its row, its node number, and the last topic interned for it. */
+interface GatewayEntry {
+  ref: number
+  num: number | null
+  topic: string | undefined
+  topicRef: number
 }
 
 function routeJson(app: Extract<AppPayload, { type: 'traceroute' }>): string {

@@ -73,6 +73,19 @@ export interface GatewayAgg {
 
 type Pos = NonNullable<NodeAgg['position']>
 
+/** Gateway row ids below this make a link key one number (node + gw × 2^32 stays exact). */
+const NUMERIC_GW = 2 ** 21
+
+/**
+ * The key of a link: one number when node is a uint32 and gw a small row id (no string to build and
+ * hash per copy), else `node|gw`. Either way one key per pair.
+ */
+function linkKey(node: number, gw: number): number | string {
+  return node >>> 0 === node && gw >>> 0 === gw && gw < NUMERIC_GW
+    ? gw * 4294967296 + node
+    : `${node}|${gw}`
+}
+
 function betterPosition(cur: Pos | undefined, cand: Pos): boolean {
   if (!cur) return true
   if (cand.src === 0) return cand.at >= cur.at || cur.src === 1
@@ -88,7 +101,8 @@ function betterPosition(cur: Pos | undefined, cand: Pos): boolean {
 export class Aggregates {
   readonly nodes = new Map<number, NodeAgg>()
   readonly telemetry = new Map<string, TelemetryAgg>()
-  readonly links = new Map<string, LinkAgg>()
+  /** By node and gateway (keys are opaque: numbers or strings). */
+  readonly links = new Map<number | string, LinkAgg>()
   readonly gateways = new Map<number, GatewayAgg>()
   readonly neighbors = new Map<string, NeighborAgg>()
 
@@ -179,7 +193,7 @@ export class Aggregates {
     count = 1,
     first = at,
   ): void {
-    const k = `${node}|${gw}`
+    const k = linkKey(node, gw)
     const l = this.links.get(k)
     if (!l) {
       this.links.set(k, { node, gw, first, last: at, count, snr, rssi })

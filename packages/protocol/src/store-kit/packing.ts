@@ -52,10 +52,14 @@ const FIELDS = [
   'emoji',
 ] as const
 
-const INDEX = new Map<string, number>(FIELDS.map((f, i) => [f, i + 2]))
-const TOPIC_AT = INDEX.get('topic') as number
-const KEY_NAME_AT = INDEX.get('keyName') as number
-const APP_AT = INDEX.get('app') as number
+/** Whether a key is one of {@link FIELDS} (a prototype-less object: faster to ask than a Map). */
+const IS_FIELD: Readonly<Record<string, true | undefined>> = Object.assign(
+  Object.create(null) as Record<string, true>,
+  Object.fromEntries(FIELDS.map((f) => [f, true])),
+)
+const TOPIC_AT = FIELDS.indexOf('topic') + 2
+const KEY_NAME_AT = FIELDS.indexOf('keyName') + 2
+const APP_AT = FIELDS.indexOf('app') + 2
 
 const FROM_ID = 1
 const TO_ID = 2
@@ -64,8 +68,6 @@ const TOPIC = 8
 const KEY_NAME = 16
 const POSITION_DEGREES = 32
 const TELEMETRY_METRICS = 64
-
-const POSITION_DERIVED = ['latitude', 'longitude', 'altitude', 'precisionBits', 'radiusM'] as const
 
 /** What the codec derives from a `Position` message (`latitude`, `longitude`, … in degrees). */
 function positionDegrees(position: Record<string, unknown>): Record<string, number> {
@@ -85,12 +87,67 @@ function positionDegrees(position: Record<string, unknown>): Record<string, numb
   return out
 }
 
+/**
+ * Whether the degrees of a position payload are exactly what {@link positionDegrees} derives from
+ * its `position` (the same test as comparing with a derived object, without building one).
+ */
+function positionIsDerived(a: Record<string, unknown>, position: Record<string, unknown>): boolean {
+  const lat = typeof position.latitudeI === 'number' ? position.latitudeI / 1e7 : 0
+  const lon = typeof position.longitudeI === 'number' ? position.longitudeI / 1e7 : 0
+  const fix = isPlausibleFix(lat, lon)
+  const bits = position.precisionBits as number | undefined
+  const alt = position.altitude
+  const radius = precisionRadiusM(bits)
+  return (
+    a.latitude === (fix ? lat : undefined) &&
+    a.longitude === (fix ? lon : undefined) &&
+    a.altitude === (typeof alt === 'number' ? alt : undefined) &&
+    a.precisionBits === (typeof bits === 'number' ? bits : undefined) &&
+    a.radiusM === (fix ? radius : undefined)
+  )
+}
+
+/**
+ * True when `a` and `b` certainly serialise to the same JSON: the same value, or plain objects and
+ * arrays with the same keys in the same order and such values. False means "not certain" (the
+ * caller compares the JSON then): other numbers (`NaN` and `null` both write `null`), class
+ * instances, `toJSON`, keys with `undefined` values on one side only, more than `depth` levels.
+ */
+function surelySameJson(a: unknown, b: unknown, depth: number): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || depth === 0) {
+    return false
+  }
+  const proto = Object.getPrototypeOf(a)
+  if (proto !== Object.getPrototypeOf(b)) return false
+  const x = a as Record<string, unknown>
+  const y = b as Record<string, unknown>
+  if (x.toJSON !== undefined || y.toJSON !== undefined) return false
+  if (proto === Array.prototype) {
+    const xs = a as unknown[]
+    const ys = b as unknown[]
+    if (xs.length !== ys.length) return false
+    for (let i = 0; i < xs.length; i++) {
+      if (!surelySameJson(xs[i], ys[i], depth - 1)) return false
+    }
+    return true
+  }
+  if (proto !== Object.prototype && proto !== null) return false
+  const keys = Object.keys(x)
+  const other = Object.keys(y)
+  if (keys.length !== other.length) return false
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string
+    if (k !== other[i] || !surelySameJson(x[k], y[k], depth - 1)) return false
+  }
+  return true
+}
+
 /** The app payload without what can be derived again, and the flag that says so. */
 function packApp(app: AppPayload): [unknown, number] {
   const a = app as unknown as Record<string, unknown>
   if (app.type === 'position' && app.position && typeof app.position === 'object') {
-    const derived = positionDegrees(app.position)
-    if (POSITION_DERIVED.every((k) => a[k] === derived[k])) {
+    if (positionIsDerived(a, app.position as unknown as Record<string, unknown>)) {
       const { latitude, longitude, altitude, precisionBits, radiusM, ...rest } = app
       return [rest, POSITION_DEGREES]
     }
@@ -100,7 +157,8 @@ function packApp(app: AppPayload): [unknown, number] {
       app.telemetry[VARIANT_GROUP[app.variant]] ?? (app.variant === 'unknown' ? {} : undefined)
     if (
       group !== undefined &&
-      (group === app.metrics || JSON.stringify(group) === JSON.stringify(app.metrics))
+      (surelySameJson(group, app.metrics, 16) ||
+        JSON.stringify(group) === JSON.stringify(app.metrics))
     ) {
       const { metrics, ...rest } = app
       return [rest, TELEMETRY_METRICS]
@@ -128,6 +186,59 @@ function envelopeTopic(p: Record<string, unknown>): string | undefined {
     : undefined
 }
 
+/** Character code → hex digit value for `0`–`9` and `a`–`f` (what {@link nodeIdFromNum} writes), else -1. */
+const LOWER_HEX = (() => {
+  const t = new Int8Array(128).fill(-1)
+  for (let i = 0; i < 10; i++) t[48 + i] = i
+  for (let i = 0; i < 6; i++) t[97 + i] = 10 + i
+  return t
+})()
+
+/** Whether `id === nodeIdFromNum(num)`, read from `id` instead of formatting `num`. */
+function isNodeIdOf(id: unknown, num: number): boolean {
+  if (typeof id !== 'string' || id.length !== 9 || id.charCodeAt(0) !== 33) return false
+  let n = 0
+  for (let i = 1; i < 9; i++) {
+    const c = id.charCodeAt(i)
+    const d = c < 128 ? (LOWER_HEX[c] as number) : -1
+    if (d < 0) return false
+    n = n * 16 + d
+  }
+  return n === num >>> 0
+}
+
+/** Whether `topic === envelopeTopic(p)`, compared piece by piece instead of building the topic. */
+function isEnvelopeTopic(topic: unknown, root: unknown, channelId: unknown, gatewayId: unknown) {
+  if (
+    typeof topic !== 'string' ||
+    typeof root !== 'string' ||
+    typeof channelId !== 'string' ||
+    typeof gatewayId !== 'string'
+  ) {
+    return false
+  }
+  const channelAt = root.length + 5
+  const gatewayAt = channelAt + channelId.length + 1
+  return (
+    topic.length === gatewayAt + gatewayId.length &&
+    topic.startsWith(root) &&
+    topic.startsWith('/2/e/', root.length) &&
+    topic.startsWith(channelId, channelAt) &&
+    topic.charCodeAt(gatewayAt - 1) === 47 &&
+    topic.endsWith(gatewayId)
+  )
+}
+
+/** Set by {@link slot} when a field was `null` (kept in the trailing object to tell it apart). */
+let sawNull = false
+
+/** A field's value in the positional array: `null` for undefined; notes a real `null`. */
+function slot(v: unknown): unknown {
+  if (v === undefined) return null
+  if (v === null) sawNull = true
+  return v
+}
+
 /**
  * Serialises a decoded packet losslessly but compactly: known fields by position, the fields
  * derivable from others (`fromId`, `toId`, `portnumName`, an envelope topic) left out when they
@@ -138,26 +249,67 @@ export function packPacket(packet: DecodedPacket): string {
   const p = packet as unknown as Record<string, unknown>
   let flags = 0
   let rest: Record<string, unknown> | undefined
-  const values: unknown[] = [1, 0]
-  for (const k of FIELDS) {
-    const v = p[k]
-    if (v === undefined) values.push(null)
-    else if (v === null) {
-      values.push(null)
-      rest ??= {}
-      rest[k] = null
-    } else values.push(v)
+  sawNull = false
+  // Named reads in FIELDS order (a loop over FIELDS reads each key through a megamorphic lookup).
+  const values: unknown[] = [
+    1,
+    0,
+    slot(p.kind),
+    slot(p.from),
+    slot(p.to),
+    slot(p.id),
+    slot(p.channel),
+    slot(p.hopLimit),
+    slot(p.hopStart),
+    slot(p.wantAck),
+    slot(p.viaMqtt),
+    slot(p.rxTime),
+    slot(p.rxSnr),
+    slot(p.rxRssi),
+    slot(p.encrypted),
+    slot(p.topic),
+    slot(p.root),
+    slot(p.channelId),
+    slot(p.gatewayId),
+    slot(p.portnum),
+    slot(p.bitfield),
+    slot(p.okToMqtt),
+    slot(p.payload),
+    slot(p.keyName),
+    slot(p.hopsAway),
+    slot(p.receptionClass),
+    slot(p.app),
+    slot(p.priority),
+    slot(p.nextHop),
+    slot(p.relayNode),
+    slot(p.pkiEncrypted),
+    slot(p.publicKey),
+    slot(p.transportMechanism),
+    slot(p.wantResponse),
+    slot(p.dest),
+    slot(p.source),
+    slot(p.requestId),
+    slot(p.replyId),
+    slot(p.emoji),
+  ]
+  if (sawNull) {
+    for (const k of FIELDS) {
+      if (p[k] === null) {
+        rest ??= {}
+        rest[k] = null
+      }
+    }
   }
-  if (typeof p.from === 'number' && p.fromId === nodeIdFromNum(p.from)) flags |= FROM_ID
-  if (typeof p.to === 'number' && p.toId === nodeIdFromNum(p.to)) flags |= TO_ID
+  if (typeof p.from === 'number' && isNodeIdOf(p.fromId, p.from)) flags |= FROM_ID
+  if (typeof p.to === 'number' && isNodeIdOf(p.toId, p.to)) flags |= TO_ID
   if (
-    typeof p.portnum === 'number' &&
     p.portnumName !== undefined &&
+    typeof p.portnum === 'number' &&
     p.portnumName === portnumName(p.portnum)
   ) {
     flags |= PORT_NAME
   }
-  if (p.topic !== undefined && p.topic === envelopeTopic(p)) {
+  if (isEnvelopeTopic(p.topic, p.root, p.channelId, p.gatewayId)) {
     flags |= TOPIC
     values[TOPIC_AT] = null
   }
@@ -171,12 +323,14 @@ export function packPacket(packet: DecodedPacket): string {
     values[APP_AT] = app
   }
   for (const k in p) {
-    if (INDEX.has(k) || p[k] === undefined) continue
+    if (IS_FIELD[k] === true) continue
+    const v = p[k]
+    if (v === undefined) continue
     if (k === 'fromId' && flags & FROM_ID) continue
     if (k === 'toId' && flags & TO_ID) continue
     if (k === 'portnumName' && flags & PORT_NAME) continue
     rest ??= {}
-    rest[k] = p[k]
+    rest[k] = v
   }
   values[1] = flags
   while (values.length > 2 && values[values.length - 1] === null) values.pop()
