@@ -24,9 +24,19 @@ export function toCaptureLine(message: RawMessage & { topic: string }): string {
   return JSON.stringify(rec)
 }
 
-/** Parses one capture line; `undefined` when it is not a capture record. */
+/**
+ * Parses one capture line; `undefined` when it is not a capture record.
+ *
+ * `decodeBase64` replaces {@link base64ToBytes} for the payload (a runtime's native decoder, say);
+ * it must accept and refuse exactly what `base64ToBytes` does and return the same bytes.
+ *
+ * @example
+ * parseCaptureLine('{"topic":"msh/US/2/e/LongFast/!abcd1234","payload":"AQ==","receivedAt":1}')
+ * // { topic: 'msh/US/2/e/LongFast/!abcd1234', payload: Uint8Array [1], receivedAt: 1 }
+ */
 export function parseCaptureLine(
   line: string,
+  decodeBase64: (text: string) => Uint8Array | undefined = base64ToBytes,
 ): (RawMessage & { topic: string; receivedAt: number }) | undefined {
   let rec: unknown
   try {
@@ -37,7 +47,7 @@ export function parseCaptureLine(
   if (rec === null || typeof rec !== 'object') return undefined
   const { topic, payload, receivedAt } = rec as Record<string, unknown>
   if (typeof topic !== 'string' || typeof payload !== 'string') return undefined
-  const bytes = base64ToBytes(payload)
+  const bytes = decodeBase64(payload)
   if (!bytes) return undefined
   return {
     topic,

@@ -141,6 +141,17 @@ export function applyReceptionToNode(n: NodeState, r: Reception): NodeField[] {
   n.lastHeard = Math.max(n.lastHeard, r.receivedAt)
   if (r.gatewayId === undefined) return ['lastHeard']
   const prev = n.gateways[r.gatewayId]
+  if (prev !== undefined && (prev.hopsAway === undefined) === (r.hopsAway === undefined)) {
+    // The gateway heard the node before: its hearing is updated in place (same fields, same
+    // order as a rebuilt one), like the rest of the state.
+    prev.lastHeard = r.receivedAt
+    prev.rxSnr = r.rxSnr
+    prev.rxRssi = r.rxRssi
+    if (r.hopsAway !== undefined) prev.hopsAway = r.hopsAway
+    prev.receptionClass = r.receptionClass
+    prev.count++
+    return ['lastHeard', 'gateways']
+  }
   n.gateways[r.gatewayId] = {
     lastHeard: r.receivedAt,
     rxSnr: r.rxSnr,

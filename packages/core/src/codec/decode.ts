@@ -1,6 +1,6 @@
+import { Buffer } from 'node:buffer'
 import {
   type AppPayload,
-  bytesToBase64,
   type DecodedPacket,
   type DecodeErrorCode,
   type DecodeFailure,
@@ -110,6 +110,14 @@ export class View implements PacketView {
   }
 }
 
+/**
+ * Standard base64 with padding, as `bytesToBase64` from `@meshtap/protocol` writes it, with Node's
+ * encoder: one flat string instead of a chain of concatenations.
+ */
+function bytesToBase64(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('base64')
+}
+
 /** The header of a packet as read from its envelope (no payload yet). */
 function header(
   kind: PacketKind,
@@ -120,33 +128,60 @@ function header(
   channelId: string,
   gatewayId: string,
 ): PartialPacket & DecodedPacket {
-  const h = {
-    kind,
-    from: p.from,
-    to: p.to,
-    id: p.id,
-    fromId: nodeIdFromNum(p.from),
-    toId: nodeIdFromNum(p.to),
-    channel: p.channel,
-    hopLimit: p.hopLimit,
-    hopStart: p.hopStart,
-    wantAck: p.wantAck,
-    viaMqtt: p.viaMqtt,
-    rxTime: p.rxTime,
-    rxSnr: p.rxSnr,
-    rxRssi: p.rxRssi,
-    encrypted: p.variant === 5,
-  } as PartialPacket & DecodedPacket
-  if (topic !== undefined) h.topic = topic
-  if (parsed) h.root = parsed.root
-  if (channelId) h.channelId = channelId
-  if (gatewayId) h.gatewayId = gatewayId
+  let h: PartialPacket & DecodedPacket
+  if (topic !== undefined && parsed && channelId && gatewayId) {
+    // The usual envelope: every field in one literal (the same fields in the same order as the
+    // general case below), so none is added one by one afterwards.
+    h = {
+      kind,
+      from: p.from,
+      to: p.to,
+      id: p.id,
+      fromId: nodeIdFromNum(p.from),
+      toId: nodeIdFromNum(p.to),
+      channel: p.channel,
+      hopLimit: p.hopLimit,
+      hopStart: p.hopStart,
+      wantAck: p.wantAck,
+      viaMqtt: p.viaMqtt,
+      rxTime: p.rxTime,
+      rxSnr: p.rxSnr,
+      rxRssi: p.rxRssi,
+      encrypted: p.variant === 5,
+      topic,
+      root: parsed.root,
+      channelId,
+      gatewayId,
+    } as PartialPacket & DecodedPacket
+  } else {
+    h = {
+      kind,
+      from: p.from,
+      to: p.to,
+      id: p.id,
+      fromId: nodeIdFromNum(p.from),
+      toId: nodeIdFromNum(p.to),
+      channel: p.channel,
+      hopLimit: p.hopLimit,
+      hopStart: p.hopStart,
+      wantAck: p.wantAck,
+      viaMqtt: p.viaMqtt,
+      rxTime: p.rxTime,
+      rxSnr: p.rxSnr,
+      rxRssi: p.rxRssi,
+      encrypted: p.variant === 5,
+    } as PartialPacket & DecodedPacket
+    if (topic !== undefined) h.topic = topic
+    if (parsed) h.root = parsed.root
+    if (channelId) h.channelId = channelId
+    if (gatewayId) h.gatewayId = gatewayId
+  }
   if (p.priority !== 0) h.priority = PRIORITY[p.priority] ?? String(p.priority)
   if (p.nextHop !== 0) h.nextHop = p.nextHop
   if (p.relayNode !== 0) h.relayNode = p.relayNode
   if (p.pkiEncrypted) h.pkiEncrypted = true
   if (p.publicKeyStart >= 0 && p.publicKeyEnd > p.publicKeyStart) {
-    h.publicKey = bytesToBase64(buf.subarray(p.publicKeyStart, p.publicKeyEnd))
+    h.publicKey = bytesToBase64(buf, p.publicKeyStart, p.publicKeyEnd)
   }
   if (p.transportMechanism !== 0) {
     h.transportMechanism = TRANSPORT[p.transportMechanism] ?? String(p.transportMechanism)
@@ -318,7 +353,7 @@ export function createCodec(options: CodecOptions = {}): MeshtasticCodec {
       pkt.bitfield = data.bitfield
       pkt.okToMqtt = (data.bitfield & 1) === 1
     }
-    pkt.payload = bytesToBase64(dataBytes.subarray(data.payloadStart, data.payloadEnd))
+    pkt.payload = bytesToBase64(dataBytes, data.payloadStart, data.payloadEnd)
     if (keyName !== undefined) pkt.keyName = keyName
     if ('isReaction' in app) {
       if (data.replyId !== 0) app.replyId = data.replyId
@@ -589,28 +624,65 @@ export function copyReception(
   const p = view.p
   const gatewayId = view.gatewayId || undefined
   const hopsAway = hopsAwayOf(view.kind, p.hopStart, p.hopLimit, hasBitfield)
-  const r: Reception = {
-    packetKey,
-    rxTime: p.rxTime,
-    receivedAt,
-    rxSnr: p.rxSnr,
-    rxRssi: p.rxRssi,
-    hopLimit: p.hopLimit,
-    hopStart: p.hopStart,
-    receptionClass: classOf(
-      gatewayId !== undefined &&
-        nodeNumFromId(gatewayId) === p.from &&
-        gatewayId === nodeIdFromNum(p.from),
-      gatewayId !== undefined,
-      p.rxSnr,
-      p.rxRssi,
-      hopsAway,
-    ),
+  const receptionClass = classOf(
+    gatewayId !== undefined &&
+      nodeNumFromId(gatewayId) === p.from &&
+      gatewayId === nodeIdFromNum(p.from),
+    gatewayId !== undefined,
+    p.rxSnr,
+    p.rxRssi,
+    hopsAway,
+  )
+  const topic = view.topic
+  const channelId = view.channelId
+  let r: Reception
+  if (gatewayId !== undefined && topic !== undefined && channelId) {
+    // The usual copy: the fields every such copy has in one literal (same order as below).
+    r =
+      source !== undefined
+        ? {
+            packetKey,
+            rxTime: p.rxTime,
+            receivedAt,
+            rxSnr: p.rxSnr,
+            rxRssi: p.rxRssi,
+            hopLimit: p.hopLimit,
+            hopStart: p.hopStart,
+            receptionClass,
+            gatewayId,
+            topic,
+            source,
+            channelId,
+          }
+        : {
+            packetKey,
+            rxTime: p.rxTime,
+            receivedAt,
+            rxSnr: p.rxSnr,
+            rxRssi: p.rxRssi,
+            hopLimit: p.hopLimit,
+            hopStart: p.hopStart,
+            receptionClass,
+            gatewayId,
+            topic,
+            channelId,
+          }
+  } else {
+    r = {
+      packetKey,
+      rxTime: p.rxTime,
+      receivedAt,
+      rxSnr: p.rxSnr,
+      rxRssi: p.rxRssi,
+      hopLimit: p.hopLimit,
+      hopStart: p.hopStart,
+      receptionClass,
+    }
+    if (gatewayId !== undefined) r.gatewayId = gatewayId
+    if (topic !== undefined) r.topic = topic
+    if (source !== undefined) r.source = source
+    if (channelId) r.channelId = channelId
   }
-  if (gatewayId !== undefined) r.gatewayId = gatewayId
-  if (view.topic !== undefined) r.topic = view.topic
-  if (source !== undefined) r.source = source
-  if (view.channelId) r.channelId = view.channelId
   if (p.relayNode !== 0) r.relayNode = p.relayNode
   if (hopsAway !== undefined) r.hopsAway = hopsAway
   return r

@@ -243,7 +243,14 @@ export function readEnvelope(
       const start = readLengthDelimited(r)
       if (start < 0) return undefined
       if (!env.packet) env.packet = emptyPacket()
-      if (!readMeshPacketInto(wireReader(buf, start, r.pos), env.packet)) return undefined
+      // The packet is read with this same reader, narrowed to its bytes, then widened again.
+      const next = r.pos
+      const end = r.end
+      r.pos = start
+      r.end = next
+      if (!readMeshPacketInto(r, env.packet)) return undefined
+      r.pos = next
+      r.end = end
     } else if (field === 2 || field === 3) {
       if (wt !== 2) return undefined
       if (field === 2) env.channelId = readString(r, channelHint)

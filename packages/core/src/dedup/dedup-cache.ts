@@ -1,5 +1,17 @@
+import type { PacketKey } from '@meshtap/protocol'
+
 /** What the pipeline remembers about a logical packet. @internal */
 export interface DedupEntry {
+  /** The packet key: `from:id`, or `from:0:bucket` for a map report. */
+  key: PacketKey
+  /**
+   * Whether the key is `from:id` (kept by number, found with {@link DedupCache.getById}); other keys
+   * are kept by string ({@link DedupCache.get}).
+   */
+  byId: boolean
+  /** `from` and `id` as int32 (`x | 0`): the numeric key when {@link DedupEntry.byId} (else unused). */
+  from: number
+  id: number
   /** Port of the first copy (−1 when it could not be decoded). */
   portnum: number
   /** What became of the first copy. */
@@ -39,45 +51,98 @@ export interface DedupOptions {
 
 /** A bounded map from packet key to {@link DedupEntry}. @internal */
 export interface DedupCache {
+  /**
+   * The entry of the packet `from:id` (an id that is not 0: `packetKeyOf(from, id)` is
+   * `${from >>> 0}:${id >>> 0}`), found by number: no key string is built for the lookup.
+   */
+  getById(from: number, id: number, now: number): DedupEntry | undefined
+  /** The entry of a packet whose key is not `from:id` (map reports), by key. */
   get(key: string, now: number): DedupEntry | undefined
-  set(key: string, entry: DedupEntry): void
+  /** Remembers an entry under its key (`entry.byId`: by `entry.from` and `entry.id`). */
+  set(entry: DedupEntry): void
   readonly size: number
 }
 
 /**
- * A bounded dedup memory: a `Map` for lookups plus a ring buffer of keys for eviction in insertion
+ * A bounded dedup memory: maps for lookups plus a ring buffer of entries for eviction in insertion
  * order (evicting through `map.keys().next()` degrades badly in V8; the ring does not). Entries older
- * than `ttlMs` are treated as absent.
+ * than `ttlMs` are treated as absent. Keys `from:id` are kept by number (sender, then id, both
+ * int32, which V8 keeps unboxed) rather than by string: most lookups are of copies of a packet
+ * already seen, and they need no key string at all.
  * @internal
  */
 export function createDedupCache(options: DedupOptions = {}): DedupCache {
   const max = options.maxEntries ?? 200_000
   const ttl = options.ttlMs ?? 6 * 3600_000
   if (!(max >= 1)) throw new RangeError('dedup.maxEntries must be at least 1')
-  const map = new Map<string, DedupEntry>()
-  const ring: (string | undefined)[] = new Array(max)
+  /** `from:id` keys: sender → id → entry (a sender's map goes when it is empty). */
+  const byFrom = new Map<number, Map<number, DedupEntry>>()
+  let byIdCount = 0
+  /** Other keys. */
+  const byKey = new Map<string, DedupEntry>()
+  /** The entries in insertion order; evicting one removes whatever its key holds then. */
+  const ring: (DedupEntry | undefined)[] = new Array(max)
   let head = 0
+
+  function removeById(from: number, id: number): void {
+    const ids = byFrom.get(from)
+    if (ids?.delete(id)) {
+      byIdCount--
+      if (ids.size === 0) byFrom.delete(from)
+    }
+  }
+
   return {
-    get(key, now) {
-      const e = map.get(key)
+    getById(from, id, now) {
+      const f = from | 0
+      const ids = byFrom.get(f)
+      if (ids === undefined) return undefined
+      const i = id | 0
+      const e = ids.get(i)
       if (e === undefined) return undefined
       if (now - e.firstSeen > ttl) {
-        map.delete(key)
+        removeById(f, i)
         return undefined
       }
       return e
     },
-    set(key, entry) {
-      if (!map.has(key)) {
+    get(key, now) {
+      const e = byKey.get(key)
+      if (e === undefined) return undefined
+      if (now - e.firstSeen > ttl) {
+        byKey.delete(key)
+        return undefined
+      }
+      return e
+    },
+    set(entry) {
+      const isNew = entry.byId
+        ? byFrom.get(entry.from)?.has(entry.id) !== true
+        : !byKey.has(entry.key)
+      if (isNew) {
+        // Evict first: the oldest slot may hold this very key (an entry that expired since).
         const old = ring[head]
-        if (old !== undefined) map.delete(old)
-        ring[head] = key
+        if (old !== undefined) {
+          if (old.byId) removeById(old.from, old.id)
+          else byKey.delete(old.key)
+        }
+        ring[head] = entry
         head = head + 1 === max ? 0 : head + 1
       }
-      map.set(key, entry)
+      if (entry.byId) {
+        let ids = byFrom.get(entry.from)
+        if (ids === undefined) {
+          ids = new Map()
+          byFrom.set(entry.from, ids)
+        }
+        if (isNew) byIdCount++
+        ids.set(entry.id, entry)
+      } else {
+        byKey.set(entry.key, entry)
+      }
     },
     get size() {
-      return map.size
+      return byIdCount + byKey.size
     },
   }
 }

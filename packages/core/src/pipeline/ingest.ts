@@ -219,20 +219,57 @@ function receptionOf(
   receivedAt: number,
   source?: string,
 ): Reception {
-  const r: Reception = {
-    packetKey: key,
-    rxTime: h.rxTime ?? 0,
-    receivedAt,
-    rxSnr: h.rxSnr ?? 0,
-    rxRssi: h.rxRssi ?? 0,
-    hopLimit: h.hopLimit ?? 0,
-    hopStart: h.hopStart ?? 0,
-    receptionClass: h.receptionClass ?? 'unknown',
+  const gatewayId = h.gatewayId
+  const topic = h.topic
+  const channelId = h.channelId
+  let r: Reception
+  if (gatewayId !== undefined && topic !== undefined && channelId !== undefined) {
+    // The usual reception: the fields it always has in one literal (same order as below).
+    r =
+      source !== undefined
+        ? {
+            packetKey: key,
+            rxTime: h.rxTime ?? 0,
+            receivedAt,
+            rxSnr: h.rxSnr ?? 0,
+            rxRssi: h.rxRssi ?? 0,
+            hopLimit: h.hopLimit ?? 0,
+            hopStart: h.hopStart ?? 0,
+            receptionClass: h.receptionClass ?? 'unknown',
+            gatewayId,
+            topic,
+            source,
+            channelId,
+          }
+        : {
+            packetKey: key,
+            rxTime: h.rxTime ?? 0,
+            receivedAt,
+            rxSnr: h.rxSnr ?? 0,
+            rxRssi: h.rxRssi ?? 0,
+            hopLimit: h.hopLimit ?? 0,
+            hopStart: h.hopStart ?? 0,
+            receptionClass: h.receptionClass ?? 'unknown',
+            gatewayId,
+            topic,
+            channelId,
+          }
+  } else {
+    r = {
+      packetKey: key,
+      rxTime: h.rxTime ?? 0,
+      receivedAt,
+      rxSnr: h.rxSnr ?? 0,
+      rxRssi: h.rxRssi ?? 0,
+      hopLimit: h.hopLimit ?? 0,
+      hopStart: h.hopStart ?? 0,
+      receptionClass: h.receptionClass ?? 'unknown',
+    }
+    if (gatewayId !== undefined) r.gatewayId = gatewayId
+    if (topic !== undefined) r.topic = topic
+    if (source !== undefined) r.source = source
+    if (channelId !== undefined) r.channelId = channelId
   }
-  if (h.gatewayId !== undefined) r.gatewayId = h.gatewayId
-  if (h.topic !== undefined) r.topic = h.topic
-  if (source !== undefined) r.source = source
-  if (h.channelId !== undefined) r.channelId = h.channelId
   if (h.relayNode !== undefined) r.relayNode = h.relayNode
   if (h.hopsAway !== undefined) r.hopsAway = h.hopsAway
   return r
@@ -405,7 +442,11 @@ export function createIngest(options: IngestOptions): Ingest {
   ): void {
     if (limiter && !limiter.take(p.from, t)) {
       m.rateLimited++
-      dedup.set(key, {
+      dedup.set({
+        key,
+        byId: p.id !== 0,
+        from: p.id !== 0 ? p.from | 0 : 0,
+        id: p.id | 0,
         portnum: p.portnum,
         fate: 'dropped',
         dropReason: 'rate-limited',
@@ -428,6 +469,10 @@ export function createIngest(options: IngestOptions): Ingest {
     }
     const priority = priorityOf(p.portnum)
     const entry: DedupEntry = {
+      key,
+      byId: p.id !== 0,
+      from: p.id !== 0 ? p.from | 0 : 0,
+      id: p.id | 0,
       portnum: p.portnum,
       fate: 'accepted',
       hasBitfield: p.bitfield !== undefined,
@@ -436,7 +481,7 @@ export function createIngest(options: IngestOptions): Ingest {
       priority,
       ...(p.gatewayId !== undefined ? { gateways: [p.gatewayId] } : {}),
     }
-    dedup.set(key, entry)
+    dedup.set(entry)
     const stored: StoredPacket = { key, packet: p, receivedAt }
     const reception = receptionOf(p, key, receivedAt, source)
     m.receptions++
@@ -446,6 +491,24 @@ export function createIngest(options: IngestOptions): Ingest {
     nodeUpdate(cache.applyPacket(p, receivedAt))
     nodeUpdate(cache.applyReception(p.from, reception))
     if (p.gatewayId !== undefined) cache.markGateway(p.gatewayId, receivedAt)
+  }
+
+  /** The key of the packet {@link lookup} looked up last. */
+  let lookedUpKey: PacketKey = ''
+
+  /**
+   * The dedup entry of packet `from`/`id` (received at `at`, for map reports), with its key left in
+   * {@link lookedUpKey}: the key of `packetKeyOf(from, id, at, bucketMs)`. A copy of a packet
+   * already seen takes the key string of its first copy, so none is built for it.
+   */
+  function lookup(from: number, id: number, at: number, t: number): DedupEntry | undefined {
+    if (id !== 0) {
+      const e = dedup.getById(from, id, t)
+      lookedUpKey = e === undefined ? packetKeyOf(from, id, at, bucketMs) : e.key
+      return e
+    }
+    lookedUpKey = packetKeyOf(from, id, at, bucketMs)
+    return dedup.get(lookedUpKey, t)
   }
 
   function push(message: RawMessage, ack?: Ack): void {
@@ -475,8 +538,8 @@ export function createIngest(options: IngestOptions): Ingest {
       // seen is recorded straight from the raw header, without building a header object.
       const p = view.p
       if (p.rxTime) m.ingestLag.observe(Math.max(0, receivedAt - p.rxTime * 1000))
-      const key = packetKeyOf(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, bucketMs)
-      const entry = dedup.get(key, t)
+      const entry = lookup(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, t)
+      const key = lookedUpKey
       if (entry) {
         duplicate(
           key,
@@ -515,8 +578,8 @@ export function createIngest(options: IngestOptions): Ingest {
     if (view.result?.ok) {
       const p = view.result.value
       m.decoded++
-      const key = packetKeyOf(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, bucketMs)
-      const seen = dedup.get(key, t)
+      const seen = lookup(p.from, p.id, p.rxTime ? p.rxTime * 1000 : receivedAt, t)
+      const key = lookedUpKey
       if (seen) {
         duplicate(key, seen, p, undefined, p.from, p.gatewayId, receivedAt, message.source, ack)
         return
@@ -528,13 +591,8 @@ export function createIngest(options: IngestOptions): Ingest {
       ack?.()
       return
     }
-    const key = packetKeyOf(
-      h.from ?? 0,
-      h.id ?? 0,
-      h.rxTime ? h.rxTime * 1000 : receivedAt,
-      bucketMs,
-    )
-    const entry = dedup.get(key, t)
+    const entry = lookup(h.from ?? 0, h.id ?? 0, h.rxTime ? h.rxTime * 1000 : receivedAt, t)
+    const key = lookedUpKey
     if (entry) {
       duplicate(key, entry, h, view, h.from ?? 0, h.gatewayId, receivedAt, message.source, ack)
       return
@@ -564,6 +622,10 @@ export function createIngest(options: IngestOptions): Ingest {
     const code = f.error.code
     if (keepUndecoded && (code === 'NO_MATCHING_KEY' || code === 'PKI_ENCRYPTED')) {
       const entry: DedupEntry = {
+        key,
+        byId: (h.id ?? 0) !== 0,
+        from: (h.id ?? 0) !== 0 ? (h.from ?? 0) | 0 : 0,
+        id: (h.id ?? 0) | 0,
         portnum: -1,
         fate: 'undecoded',
         hasBitfield: false,
@@ -572,7 +634,7 @@ export function createIngest(options: IngestOptions): Ingest {
         priority: 3,
         ...(h.gatewayId !== undefined ? { gateways: [h.gatewayId] } : {}),
       }
-      dedup.set(key, entry)
+      dedup.set(entry)
       const undecoded: UndecodedPacket = { key, failure: f, receivedAt }
       const reception = receptionOf(f.packet, key, receivedAt, source)
       m.receptions++

@@ -1,9 +1,18 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type RawMessage, type SourceStatus, toCaptureLine } from '@meshtap/protocol'
+import { createInterface } from 'node:readline'
+import { Readable } from 'node:stream'
+import {
+  base64ToBytes,
+  bytesToBase64,
+  type RawMessage,
+  type SourceStatus,
+  toCaptureLine,
+} from '@meshtap/protocol'
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createReplaySource } from './replay-source.js'
+import { chunkLines, createReplaySource, decodeBase64 } from './replay-source.js'
 
 const line = (i: number, receivedAt: number) =>
   toCaptureLine({
@@ -226,5 +235,142 @@ describe('createReplaySource', () => {
     const twice = createReplaySource({ lines: [] })
     await twice.start(() => {})
     await expect(twice.start(() => {})).rejects.toThrow(/already started/)
+  })
+})
+
+describe('decodeBase64 (Node decoder for capture payloads)', () => {
+  const same = (text: string) => {
+    const want = base64ToBytes(text)
+    const got = decodeBase64(text)
+    if (want === undefined) expect(got).toBeUndefined()
+    else {
+      expect(got).toBeInstanceOf(Uint8Array)
+      expect(Object.getPrototypeOf(got)).toBe(Uint8Array.prototype)
+      expect([...(got as Uint8Array)]).toEqual([...want])
+    }
+  }
+
+  it('matches base64ToBytes on valid, odd and invalid text', () => {
+    for (const t of [
+      '',
+      'AQ==',
+      'AQ',
+      'AQ=',
+      'AQ===',
+      'A',
+      'A=',
+      'AB',
+      'ABC',
+      'ABCD',
+      'ABCDE',
+      'AR==',
+      '-_-_',
+      '+/+/',
+      '+_-/AA',
+      'AQ==AQ==',
+      'A=Q',
+      '=',
+      '==',
+      ' AQ==',
+      'AQ== ',
+      'A Q==',
+      'AQ\n==',
+      '!!!',
+      'AQ*=',
+      'éAQ=',
+      'AQ\u0000',
+    ]) {
+      same(t)
+    }
+  })
+
+  it('matches base64ToBytes on arbitrary text', () => {
+    const chars = 'ABCxyz019+/-_= \n\t!*.é\u0000'
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...chars), { maxLength: 40 }).map((a) => a.join('')),
+        (t) => same(t),
+      ),
+      { numRuns: 3000 },
+    )
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (t) => same(t)),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('round-trips arbitrary bytes in either alphabet', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), fc.boolean(), (b, url, pad) => {
+        let t = bytesToBase64(b)
+        if (url) t = t.replaceAll('+', '-').replaceAll('/', '_')
+        if (!pad) t = t.replace(/=+$/, '')
+        same(t)
+        expect([...(decodeBase64(t) as Uint8Array)]).toEqual([...b])
+      }),
+      { numRuns: 500 },
+    )
+  })
+})
+
+describe('chunkLines (line splitting of a capture file)', () => {
+  async function viaReadline(chunks: string[]): Promise<string[]> {
+    const rl = createInterface({
+      input: Readable.from(chunks, { objectMode: true }),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    })
+    const out: string[] = []
+    for await (const l of rl) out.push(l)
+    return out
+  }
+  async function viaChunks(chunks: string[]): Promise<string[]> {
+    const out: string[] = []
+    async function* gen() {
+      yield* chunks
+    }
+    for await (const lines of chunkLines(gen())) out.push(...lines)
+    return out
+  }
+
+  it('splits like node:readline (crlfDelay: Infinity) however the text is cut into chunks', async () => {
+    const cases = [
+      ['a\nb\n'],
+      ['a\nb'],
+      ['a\r\nb\r\n', 'c'],
+      ['a\r', '\nb'],
+      ['a\r', 'b\r'],
+      ['a\r', '\r\n'],
+      ['\n\n', '\n'],
+      ['a', 'b', '\nc'],
+      ['\r'],
+      ['x\r\r\ny'],
+    ]
+    for (const c of cases) expect(await viaChunks(c)).toEqual(await viaReadline(c))
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc
+            .array(fc.constantFrom('a', 'b', '\n', '\r', ' ', 'é'), { maxLength: 12 })
+            .map((a) => a.join('')),
+          { minLength: 1, maxLength: 6 },
+        ),
+        async (chunks) => {
+          const nonEmpty = chunks.filter((c) => c.length > 0)
+          expect(await viaChunks(nonEmpty)).toEqual(await viaReadline(nonEmpty))
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('replays a file with CRLF line ends and no final newline', async () => {
+    const file = join(dir, 'crlf.ndjson')
+    await writeFile(file, `${line(1, 1)}\r\n\r\n${line(2, 2)}\r${line(3, 3)}`)
+    const source = createReplaySource({ file })
+    const { messages, handler } = collect()
+    await source.start(handler)
+    const stats = await source.done
+    expect(messages.map((m) => m.payload[0])).toEqual([1, 2, 3])
+    expect(stats).toMatchObject({ delivered: 3, lines: 4, invalid: 0 })
   })
 })

@@ -1,7 +1,8 @@
+import { Buffer } from 'node:buffer'
 import { createReadStream, type ReadStream } from 'node:fs'
-import { createInterface } from 'node:readline'
 import {
   type Ack,
+  base64ToBytes,
   type MessageHandler,
   parseCaptureLine,
   type RawMessage,
@@ -92,6 +93,67 @@ export interface ReplaySource extends Source {
   pause(): void
   /** Goes on reading after {@link ReplaySource.pause}. */
   resume(): void
+}
+
+/** Plain base64 (either alphabet) with at most two `=` and nothing else: what captures hold. */
+const PLAIN_BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/
+
+/**
+ * {@link base64ToBytes} with Node's native decoder for the text captures hold (either alphabet,
+ * at most two `=`, no white space); anything else goes to `base64ToBytes` itself, so both accept,
+ * refuse and return exactly the same. The result is a plain `Uint8Array` (over Buffer memory).
+ * @internal
+ */
+export function decodeBase64(text: string): Uint8Array | undefined {
+  if (!PLAIN_BASE64.test(text)) return base64ToBytes(text)
+  let len = text.length
+  while (len > 0 && text.charCodeAt(len - 1) === 61) len--
+  // Four characters make three bytes; one character left over is not base64.
+  if (len % 4 === 1) return undefined
+  const b = Buffer.from(text, 'base64')
+  return new Uint8Array(b.buffer, b.byteOffset, b.length)
+}
+
+/**
+ * Splits text read in chunks into lines as `node:readline` does with `crlfDelay: Infinity`: lines
+ * end at `\n`, `\r\n` or a lone `\r` (a `\r\n` split across two chunks is one end), and a last
+ * line without an end is a line too. The lines of a whole chunk are handed over at once, so the
+ * replay pays one promise per chunk instead of one per line.
+ * @internal
+ */
+export async function* chunkLines(chunks: AsyncIterable<string>): AsyncGenerator<string[]> {
+  let rest = ''
+  /** The previous chunk ended with `\r`: a `\n` starting this one ends nothing. */
+  let sawCr = false
+  for await (const chunk of chunks) {
+    const text = rest + chunk
+    const lines: string[] = []
+    let start = 0
+    if (sawCr && rest.length === 0 && text.charCodeAt(0) === 10) start = 1
+    sawCr = false
+    if (text.indexOf('\r', start) < 0) {
+      // No carriage return (the usual case): lines end at each `\n`.
+      for (let i = text.indexOf('\n', start); i >= 0; i = text.indexOf('\n', start)) {
+        lines.push(text.slice(start, i))
+        start = i + 1
+      }
+    } else {
+      for (let i = start; i < text.length; i++) {
+        const c = text.charCodeAt(i)
+        if (c === 10 || c === 13) {
+          lines.push(text.slice(start, i))
+          if (c === 13) {
+            if (i + 1 === text.length) sawCr = true
+            else if (text.charCodeAt(i + 1) === 10) i++
+          }
+          start = i + 1
+        }
+      }
+    }
+    rest = text.slice(start)
+    if (lines.length > 0) yield lines
+  }
+  if (rest.length > 0) yield [rest]
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -220,18 +282,31 @@ export function createReplaySource(options: ReplaySourceOptions): ReplaySource {
       wake = resolve
     })
 
-  async function* readLines(): AsyncGenerator<string> {
+  /** The lines, a chunk's worth at a time (a file) or one by one (`lines`). */
+  async function* readLines(): AsyncGenerator<readonly string[]> {
     if (inputLines !== undefined) {
-      yield* inputLines as AsyncIterable<string>
+      for await (const line of inputLines as AsyncIterable<string>) yield [line]
       return
     }
     stream = createReadStream(file as string, { encoding: 'utf8' })
-    const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })
     try {
-      for await (const line of rl) yield line
+      yield* chunkLines(stream as AsyncIterable<string>)
     } finally {
-      rl.close()
       stream.destroy()
+    }
+  }
+
+  /**
+   * The `ack` of one delivered message (effective once). Returned anonymous: a closure bound to a
+   * name would be renamed on every message by transpilers that keep function names.
+   */
+  function newAck(): Ack {
+    let acked = false
+    return () => {
+      if (acked) return
+      acked = true
+      stats.unacked--
+      if (wake && timer === undefined && stats.unacked < maxUnacked) wakeUp()
     }
   }
 
@@ -243,64 +318,59 @@ export function createReplaySource(options: ReplaySourceOptions): ReplaySource {
     let nextPassWallBase: number | undefined
     let sinceYield = 0
     do {
-      for await (const line of readLines()) {
-        if (stopped) return
-        stats.lines++
-        if (line.trim().length === 0) continue
-        const record = parseCaptureLine(line)
-        if (!record) {
-          stats.invalid++
-          continue
-        }
-        let slept = false
-        if (speed > 0 && record.receivedAt > 0) {
-          const rec = record.receivedAt
-          if (recBase === undefined || lastRec === undefined) {
-            recBase = rec
-            wallBase = nextPassWallBase ?? Date.now()
-            nextPassWallBase = undefined
-          } else if (rec - lastRec > maxGapMs) {
-            // Shift the base so that this message is due maxGapMs after the previous one.
-            recBase += rec - lastRec - maxGapMs
+      for await (const lines of readLines()) {
+        for (const line of lines) {
+          if (stopped) return
+          stats.lines++
+          if (line.trim().length === 0) continue
+          const record = parseCaptureLine(line, decodeBase64)
+          if (!record) {
+            stats.invalid++
+            continue
           }
-          if (lastRec === undefined || rec > lastRec) lastRec = rec
-          const wait = wallBase + (rec - recBase) / speed - Date.now()
-          if (wait > 0) {
-            await sleep(wait)
+          let slept = false
+          if (speed > 0 && record.receivedAt > 0) {
+            const rec = record.receivedAt
+            if (recBase === undefined || lastRec === undefined) {
+              recBase = rec
+              wallBase = nextPassWallBase ?? Date.now()
+              nextPassWallBase = undefined
+            } else if (rec - lastRec > maxGapMs) {
+              // Shift the base so that this message is due maxGapMs after the previous one.
+              recBase += rec - lastRec - maxGapMs
+            }
+            if (lastRec === undefined || rec > lastRec) lastRec = rec
+            const wait = wallBase + (rec - recBase) / speed - Date.now()
+            if (wait > 0) {
+              await sleep(wait)
+              if (stopped) return
+              slept = true
+            }
+          }
+          if (slept) sinceYield = 0
+          else if (++sinceYield >= yieldEvery) {
+            sinceYield = 0
+            await tick()
             if (stopped) return
-            slept = true
           }
-        }
-        if (slept) sinceYield = 0
-        else if (++sinceYield >= yieldEvery) {
-          sinceYield = 0
-          await tick()
-          if (stopped) return
-        }
-        while (paused || stats.unacked >= maxUnacked) {
-          await waitForAcks()
-          if (stopped) return
-        }
-        const message: RawMessage = {
-          topic: record.topic,
-          payload: record.payload,
-          receivedAt:
-            timestamps === 'recorded' && record.receivedAt > 0 ? record.receivedAt : Date.now(),
-          source: name,
-        }
-        let acked = false
-        stats.unacked++
-        const ack: Ack = () => {
-          if (acked) return
-          acked = true
-          stats.unacked--
-          if (wake && timer === undefined && stats.unacked < maxUnacked) wakeUp()
-        }
-        stats.delivered++
-        const result: unknown = onMessage(message, ack)
-        if (isThenable(result)) {
-          await result
-          if (stopped) return
+          while (paused || stats.unacked >= maxUnacked) {
+            await waitForAcks()
+            if (stopped) return
+          }
+          const message: RawMessage = {
+            topic: record.topic,
+            payload: record.payload,
+            receivedAt:
+              timestamps === 'recorded' && record.receivedAt > 0 ? record.receivedAt : Date.now(),
+            source: name,
+          }
+          stats.unacked++
+          stats.delivered++
+          const result: unknown = onMessage(message, newAck())
+          if (isThenable(result)) {
+            await result
+            if (stopped) return
+          }
         }
       }
       stats.passes++

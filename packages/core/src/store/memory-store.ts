@@ -23,8 +23,15 @@ export interface MemoryStore extends Store {
   readonly undecoded: readonly UndecodedPacket[]
 }
 
+/**
+ * Which reception of its packet this is: one per gateway, or per topic without a gateway. A
+ * gateway id that is not empty and does not start with NUL is its own id (no string to build);
+ * the other forms (`gateway NUL`, `NUL topic`) all start with NUL, so they never equal one of those.
+ */
 function receptionId(r: Reception): string {
-  return `${r.gatewayId ?? ''}\u0000${r.gatewayId === undefined ? (r.topic ?? '') : ''}`
+  const g = r.gatewayId
+  if (g !== undefined && g.length > 0 && g.charCodeAt(0) !== 0) return g
+  return `${g ?? ''}\u0000${g === undefined ? (r.topic ?? '') : ''}`
 }
 
 /**
