@@ -3,7 +3,7 @@
  * latency at 1M (and optionally 10M) receptions, file size, the plateau under retention and a
  * pipeline replay. Environment: `STORE_BENCH_RECEPTIONS` (query dataset size, default 1 000 000,
  * 100 000 with `--quick`), `STORE_BENCH_BIG=1` to add the 10 000 000 dataset (several minutes),
- * `STORE_BENCH_PARTS=writes,replay` to run only some parts (writes, pages, indexes, queries,
+ * `STORE_BENCH_PARTS=writes,replay` to run only some parts (writes, pages, statements, indexes, queries,
  * plateau, replay; all by default — use it with `--no-write`, a partial run is not a report).
  * @module
  */
@@ -312,6 +312,80 @@ async function pagesPerCommit(
   }
 }
 
+/**
+ * Where the write time goes: every statement the store prepares and every `exec` (BEGIN, COMMIT)
+ * timed with `process.hrtime` while one file is written batch by batch (better-sqlite3's
+ * prototype methods wrapped for the run, restored after). The rest is the writer's JavaScript.
+ */
+async function statementTimes(all: readonly WriteBatch[]): Promise<{
+  totalMs: number
+  rows: { label: string; calls: number; ms: number }[]
+}> {
+  const proto = Database.prototype as unknown as {
+    prepare: (sql: string) => Record<string, unknown>
+    exec: (sql: string) => unknown
+  }
+  const prepare = proto.prepare
+  const exec = proto.exec
+  const stats = new Map<string, { calls: number; ns: bigint }>()
+  const add = (label: string, t0: bigint) => {
+    const st = stats.get(label) ?? { calls: 0, ns: 0n }
+    st.calls++
+    st.ns += process.hrtime.bigint() - t0
+    stats.set(label, st)
+  }
+  const labelOf = (sql: string) => {
+    const m = /^\s*(INSERT INTO|UPDATE|SELECT .*? FROM|DELETE FROM)\s+(\w+)/is.exec(sql)
+    const verb = m?.[1]?.startsWith('SELECT') ? 'SELECT … FROM' : m?.[1]
+    const upsert = /ON CONFLICT[^)]*\)\s*DO UPDATE/is.test(sql) ? ' (upsert)' : ''
+    return m ? `${verb} ${m[2]}${upsert}` : sql.trim().slice(0, 30)
+  }
+  proto.prepare = function (this: unknown, sql: string) {
+    const st = prepare.call(this, sql)
+    const label = labelOf(sql)
+    for (const m of ['run', 'get', 'all'] as const) {
+      const f = st[m] as ((...a: unknown[]) => unknown) | undefined
+      if (typeof f !== 'function') continue
+      st[m] = function (this: unknown, ...a: unknown[]) {
+        const t0 = process.hrtime.bigint()
+        try {
+          return f.apply(this, a)
+        } finally {
+          add(label, t0)
+        }
+      }
+    }
+    return st
+  }
+  proto.exec = function (this: unknown, sql: string) {
+    const t0 = process.hrtime.bigint()
+    try {
+      return exec.call(this, sql)
+    } finally {
+      add(sql.trim().split(/\s+/)[0] ?? sql, t0)
+    }
+  }
+  const { dir, file } = tmp()
+  let totalMs = 0
+  try {
+    const store = createSqliteStore({ path: file, retention: false })
+    await store.init()
+    stats.clear()
+    const t0 = performance.now()
+    for (const b of all) await store.writeBatch(b)
+    totalMs = performance.now() - t0
+    await store.close()
+  } finally {
+    proto.prepare = prepare
+    proto.exec = exec
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const rows = [...stats]
+    .map(([label, v]) => ({ label, calls: v.calls, ms: Number(v.ns) / 1e6 }))
+    .sort((a, b) => b.ms - a.ms)
+  return { totalMs, rows }
+}
+
 interface QueryCase {
   label: string
   run: (i: number) => Promise<unknown>
@@ -603,6 +677,41 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
           `${rest.length} others (time indexes, state tables, …), each under 5`,
           rest.reduce((t, [, v]) => t + v, 0).toFixed(0),
           `${((rest.reduce((t, [, v]) => t + v, 0) / breakdown.total) * 100).toFixed(0)} %`,
+        ],
+      ],
+    })
+  }
+
+  // 1c. Where the write time goes: per statement, COMMIT, and the writer's JavaScript.
+  if (part('statements')) {
+    const all1000 = [...batches(records, 1000)]
+    const receptions = all1000.reduce((t, b) => t + b.receptions.length, 0)
+    const times = await statementTimes(all1000)
+    const inSql = times.rows.reduce((t, r) => t + r.ms, 0)
+    const big = times.rows.filter((r) => r.ms >= times.totalMs * 0.01)
+    const small = times.rows.filter((r) => r.ms < times.totalMs * 0.01)
+    const share = (v: number) => `${((v / times.totalMs) * 100).toFixed(0)} %`
+    tables.push({
+      caption: `**Where the write time goes**: the same write test (batches of 1000) once more, every statement call and every \`exec\` timed (wall clock, one round; the timing itself adds about a microsecond per call). ${rate((receptions / times.totalMs) * 1000)} receptions/s in this round, ${((times.totalMs / receptions) * 1000).toFixed(1)} µs per reception.`,
+      header: ['statement', 'calls per 1000 receptions', 'µs per call', 'share of the write time'],
+      rows: [
+        ...big.map((r) => [
+          `\`${r.label}\``,
+          ((r.calls / receptions) * 1000).toFixed(0),
+          ((r.ms * 1000) / r.calls).toFixed(1),
+          share(r.ms),
+        ]),
+        [
+          `${small.length} other statements, each under 1 %`,
+          ((small.reduce((t, r) => t + r.calls, 0) / receptions) * 1000).toFixed(0),
+          '–',
+          share(small.reduce((t, r) => t + r.ms, 0)),
+        ],
+        [
+          "the writer's JavaScript (packing, caches, node state) and the rest",
+          '–',
+          '–',
+          share(times.totalMs - inSql),
         ],
       ],
     })
