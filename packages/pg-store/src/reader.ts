@@ -1,61 +1,53 @@
-import {
-  type BoundingBox,
-  type GatewayStatsQuery,
-  type GatewayStatsRow,
-  type LinkQuery,
-  type LinkRow,
-  type LinkSource,
-  type MapReportMessage,
-  type MessageQuery,
-  type MessageRow,
-  type MetricsMessage,
-  type NodeDetail,
-  type NodeListQuery,
-  type NodeRef,
-  type NodeRow,
-  nodeIdFromNum,
-  nodeNumFromId,
-  type PacketKey,
-  type PacketQuery,
-  type PacketRow,
-  type Page,
-  type PositionQuery,
-  type PositionRow,
-  portnumName,
-  type Reception,
-  type ReceptionQuery,
-  type ReceptionRow,
-  type StoreCounts,
-  type StoredPacket,
-  type StoreQueries,
-  type TelemetryQuery,
-  type TelemetryRow,
-  type TelemetryVariant,
-  type TextPayload,
-  type TimeQuery,
-  type TracerouteQuery,
-  type TracerouteRow,
-  type UserMessage,
+import type {
+  BoundingBox,
+  GatewayStatsQuery,
+  LinkQuery,
+  MessageQuery,
+  NodeListQuery,
+  NodeRef,
+  PacketKey,
+  PacketQuery,
+  Page,
+  PositionQuery,
+  Reception,
+  ReceptionQuery,
+  StoreCounts,
+  StoredPacket,
+  StoreQueries,
+  TelemetryQuery,
+  TimeQuery,
+  TracerouteQuery,
 } from '@meshtap/protocol'
 import {
+  bboxWraps,
   CLASS_CODE,
-  CLASSES,
+  type ColumnDialect,
   cellsOf,
-  joinMetrics,
-  unpackPacket,
+  encodeCursor,
+  gatewayStatsRow,
+  limitOf,
+  linkRow,
+  MAX_LIMIT,
+  nodeDetail,
+  nodeRow,
+  pageOf,
+  portnums,
+  type QueryChecks,
+  type Row,
+  receptionOf,
+  searchPatterns,
+  storedPacket,
+  TIME_LISTS,
+  type TimeList,
+  timeCursor,
+  timeKeyset,
+  nodeNum as validNodeNum,
 } from '@meshtap/protocol/store-kit'
-import { decodeCursor, encodeCursor } from './cursor.js'
+import { decodeCursor } from './cursor.js'
 import { PgStoreError } from './errors.js'
 import { ident, type PgPool, TYPES } from './pool.js'
 
-/** Default and maximum page sizes. @internal */
-export const DEFAULT_LIMIT = 100
-/** @internal */
-export const MAX_LIMIT = 1000
-/** Boxes covering more 1° cells than this scan by time instead of by cell. */
-const MAX_CELLS = 64
-
-type Row = Record<string, unknown>
+export { receptionOf } from '@meshtap/protocol/store-kit'
 
 /** The read half of the store. @internal */
 export interface Reader extends StoreQueries {
@@ -64,36 +56,28 @@ export interface Reader extends StoreQueries {
   counts(): Promise<StoreCounts>
 }
 
+/** Boxes covering more 1° cells than this scan by time instead of by cell. */
+const MAX_CELLS = 64
+
 /** Why a filter can match nothing (a gateway or channel the store never saw). */
 const NOTHING = Symbol('nothing')
 
-function limitOf(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_LIMIT
-  if (!Number.isFinite(limit) || limit < 1) {
-    throw new PgStoreError('INVALID_OPTIONS', `limit must be a positive number, got ${limit}`)
-  }
-  return Math.min(Math.floor(limit), MAX_LIMIT)
+/** Queries are refused with this store's errors. */
+const checks: QueryChecks = {
+  invalid: (message) => new PgStoreError('INVALID_OPTIONS', message),
+  decodeCursor,
+}
+
+/** PostgreSQL has real booleans, and keeps a region or preset (string or number) as JSON text. */
+const columns: ColumnDialect = {
+  flag: (value) => value === true,
+  scalar: (value) =>
+    typeof value === 'string' ? (JSON.parse(value) as string | number) : undefined,
 }
 
 /** A node number from a number or a `!xxxxxxxx` id. @internal */
 export function nodeNum(node: NodeRef): number {
-  const n = typeof node === 'number' ? node : nodeNumFromId(node, true)
-  if (n === undefined || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
-    throw new PgStoreError('INVALID_OPTIONS', `not a node number or !xxxxxxxx id: ${String(node)}`)
-  }
-  return n >>> 0
-}
-
-function portnums(p: number | readonly number[]): number[] {
-  const list = typeof p === 'number' ? [p] : [...p]
-  if (list.length === 0 || !list.every((n) => Number.isInteger(n))) {
-    throw new PgStoreError('INVALID_OPTIONS', 'portnum must be an integer or a non-empty list')
-  }
-  return list
-}
-
-function parse<T>(json: unknown): T | undefined {
-  return typeof json === 'string' ? (JSON.parse(json) as T) : undefined
+  return validNodeNum(node, checks)
 }
 
 /** Positional parameters: `p(value)` adds one and returns its placeholder. */
@@ -105,75 +89,25 @@ class Params {
   }
 }
 
-/** Builds a node row from a `nodes` row (with `last_gateway_id`). @internal */
-export function nodeRow(r: Row): NodeRow {
-  const num = r.num as number
-  const user = parse<UserMessage>(r.user_json)
-  const n: NodeRow = {
-    num,
-    id: nodeIdFromNum(num),
-    firstSeen: r.first_seen as number,
-    lastHeard: r.last_heard as number,
-    packets: r.packets as number,
-    isGateway: r.is_gateway === true,
-  }
-  if (r.long_name !== null) n.longName = r.long_name as string
-  if (r.short_name !== null) n.shortName = r.short_name as string
-  if (user?.hwModel !== undefined) n.hwModel = user.hwModel
-  if (user?.role !== undefined) n.role = user.role
-  if (user?.publicKey !== undefined) n.publicKey = user.publicKey
-  if (r.position_at !== null && r.latitude !== null && r.longitude !== null) {
-    n.position = {
-      latitude: r.latitude as number,
-      longitude: r.longitude as number,
-      at: r.position_at as number,
-      source: r.position_src === 1 ? 'mapreport' : 'position',
-    }
-    if (r.altitude !== null) n.position.altitude = r.altitude as number
-    if (r.precision_bits !== null) n.position.precisionBits = r.precision_bits as number
-    if (r.radius_m !== null) n.position.radiusM = r.radius_m as number
-  }
-  if (r.device_json !== null) {
-    n.deviceMetrics = { ...parse<MetricsMessage>(r.device_json), at: r.device_at as number }
-  }
-  if (r.hops_away !== null) n.hopsAway = r.hops_away as number
-  if (r.last_gateway_id !== null && r.last_gateway_id !== undefined) {
-    n.lastGatewayId = r.last_gateway_id as string
-  }
-  if (r.reception_at !== null) {
-    n.lastSnr = r.last_snr as number
-    n.lastRssi = r.last_rssi as number
-    n.lastReceptionClass = CLASSES[r.last_class as number] ?? 'unknown'
-  }
-  if (r.firmware_version !== null) n.firmwareVersion = r.firmware_version as string
-  const region = parse<string | number>(r.region)
-  if (region !== undefined) n.region = region
-  const preset = parse<string | number>(r.modem_preset)
-  if (preset !== undefined) n.modemPreset = preset
-  return n
+/** `column = ANY(…)` over the port numbers of a `portnum` filter. */
+function portnumSql(column: string, p: number | readonly number[], params: Params): string {
+  return `${column} = ANY(${params.p(`{${portnums(p, checks).join(',')}}`)}::int[])`
 }
 
-/** Builds a reception from a row of the reception select. @internal */
-export function receptionOf(r: Row): Reception {
-  const out: Reception = {
-    packetKey: r.key as string,
-    rxTime: r.rx_time as number,
-    receivedAt: r.received_at as number,
-    rxSnr: r.rx_snr as number,
-    rxRssi: r.rx_rssi as number,
-    hopLimit: r.hop_limit as number,
-    hopStart: r.hop_start as number,
-    receptionClass: CLASSES[r.class as number] ?? 'unknown',
-  }
-  if (r.gateway_id !== null) out.gatewayId = r.gateway_id as string
-  if (r.topic !== null) out.topic = r.topic as string
-  if (r.source !== null) out.source = r.source as string
-  if (r.channel !== null) out.channelId = r.channel as string
-  if (r.relay_node !== null) out.relayNode = r.relay_node as number
-  if (r.hops_away !== null) out.hopsAway = r.hops_away as number
-  if (r.app !== null) out.app = JSON.parse(r.app as string)
-  return out
+/** The column names of a packet-derived table for the node / gateway / channel filters. */
+interface FilterColumns {
+  node: string
+  ref: string
+  day: string
+  channel: string
 }
+const BY_NODE: FilterColumns = {
+  node: 'x.node',
+  ref: 'x.packet_ref',
+  day: 'x.day',
+  channel: 'x.channel_ref',
+}
+const BY_SENDER: FilterColumns = { ...BY_NODE, node: 'x.from_num' }
 
 /** The receptions with their packet key, gateway and strings, for schema `s` (quoted). @internal */
 export function receptionSelect(s: string): string {
@@ -211,18 +145,21 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
   }
 
   function bboxSql(lat: string, lon: string, b: BoundingBox, q: Params): string {
-    for (const v of [b.south, b.west, b.north, b.east]) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) {
-        throw new PgStoreError('INVALID_OPTIONS', 'bbox needs finite south, west, north and east')
-      }
-    }
+    const wraps = bboxWraps(b, checks)
     const south = q.p(b.south)
     const north = q.p(b.north)
     const west = q.p(b.west)
     const east = q.p(b.east)
-    return b.west <= b.east
-      ? `${lat} BETWEEN ${south} AND ${north} AND ${lon} BETWEEN ${west} AND ${east}`
-      : `${lat} BETWEEN ${south} AND ${north} AND (${lon} >= ${west} OR ${lon} <= ${east})`
+    return wraps
+      ? `${lat} BETWEEN ${south} AND ${north} AND (${lon} >= ${west} OR ${lon} <= ${east})`
+      : `${lat} BETWEEN ${south} AND ${north} AND ${lon} BETWEEN ${west} AND ${east}`
+  }
+
+  /** The rows of a table derived from packets (`x`), with their packet key, channel and gateway. */
+  function derivedSelect(table: string): string {
+    return `SELECT x.*, x.received_at AS _t, x.packet_ref AS _id, p.key, c.value AS channel, g.gateway_id
+         FROM ${s}.${table} x JOIN ${s}.packets p ON p.id = x.packet_ref
+         LEFT JOIN ${s}.strings c ON c.id = x.channel_ref LEFT JOIN ${s}.gateways g ON g.id = x.gw`
   }
 
   /**
@@ -230,22 +167,18 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
    * unless `order: 'asc'`.
    */
   async function timeList<T>(
-    list: string,
+    { list, time, id, map }: TimeList<T>,
     select: string,
-    time: string,
-    id: string,
     where: string[],
     params: Params,
     q: TimeQuery,
-    map: (row: Row) => T,
   ): Promise<Page<T>> {
-    const limit = limitOf(q.limit)
-    const desc = (q.order ?? 'desc') === 'desc'
+    const { limit, desc, after } = timeKeyset(list, q, checks)
     const w = [...where]
     if (q.since !== undefined) w.push(`${time} >= ${params.p(q.since)}`)
     if (q.until !== undefined) w.push(`${time} < ${params.p(q.until)}`)
-    if (q.cursor !== undefined) {
-      const [t, i] = decodeCursor(list, q.cursor, 2)
+    if (after) {
+      const [t, i] = after
       w.push(
         `(${time}, ${id}) ${desc ? '<' : '>'} (${params.p(t)}::bigint, ${params.p(i)}::bigint)`,
       )
@@ -253,12 +186,7 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
     const dir = desc ? 'DESC' : 'ASC'
     const text = `${select} ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY ${time} ${dir}, ${id} ${dir} LIMIT ${params.p(limit + 1)}`
     const rows = await all(text, params.values)
-    const more = rows.length > limit
-    if (more) rows.length = limit
-    const last = rows[rows.length - 1]
-    const page: Page<T> = { items: rows.map(map) }
-    if (more && last) page.nextCursor = encodeCursor(list, [last._t as number, last._id as number])
-    return page
+    return pageOf(rows, limit, (r) => map(r, columns), timeCursor(list))
   }
 
   const empty = <T>(): Page<T> => ({ items: [] })
@@ -266,7 +194,7 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
   /** Adds the node / gateway / channel filters shared by the packet-derived lists. */
   async function packetFilters(
     q: { node?: NodeRef; gateway?: string; channel?: string },
-    cols: { node: string; ref: string; day: string; channel: string },
+    cols: FilterColumns,
     where: string[],
     params: Params,
   ): Promise<boolean> {
@@ -288,12 +216,7 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
 
   const RECEPTIONS = receptionSelect(s)
   const NODES = nodeSelect(s)
-
-  function routeOf(
-    json: string,
-  ): Pick<TracerouteRow, 'route' | 'snrTowardsDb' | 'routeBack' | 'snrBackDb'> {
-    return JSON.parse(json)
-  }
+  const toNode = (r: Row) => nodeRow(r, columns)
 
   const reader: Reader = {
     async getPacket(key) {
@@ -302,12 +225,7 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
         [key],
       )
       const row = rows[0]
-      if (!row) return undefined
-      return {
-        key: row.key as string,
-        packet: unpackPacket(row.json as string),
-        receivedAt: row.received_at as number,
-      }
+      return row ? storedPacket(row) : undefined
     },
 
     async getReceptions(key) {
@@ -329,17 +247,16 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
     },
 
     async listNodes(q: NodeListQuery = {}) {
-      const limit = limitOf(q.limit)
+      const limit = limitOf(q.limit, checks)
       const where: string[] = []
       const params = new Params()
       if (q.since !== undefined) where.push(`n.last_heard >= ${params.p(q.since)}`)
       if (q.bbox) where.push(bboxSql('n.latitude', 'n.longitude', q.bbox, params))
       if (q.gateways) where.push('n.is_gateway')
       if (q.search !== undefined && q.search !== '') {
-        const escapeLike = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`)
-        const like = params.p(`%${escapeLike(q.search)}%`)
-        const idLike = escapeLike(q.search.toLowerCase())
-        const id = params.p(idLike.startsWith('!') ? `${idLike}%` : `!${idLike}%`)
+        const patterns = searchPatterns(q.search)
+        const like = params.p(patterns.name)
+        const id = params.p(patterns.id)
         where.push(
           `(n.long_name ILIKE ${like} OR n.short_name ILIKE ${like} OR ('!' || lpad(to_hex(n.num), 8, '0')) LIKE ${id})`,
         )
@@ -350,15 +267,7 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
       }
       const text = `${NODES} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY n.last_heard DESC, n.num DESC LIMIT ${params.p(limit + 1)}`
-      const rows = await all(text, params.values)
-      const more = rows.length > limit
-      if (more) rows.length = limit
-      const last = rows[rows.length - 1]
-      const page: Page<NodeRow> = { items: rows.map(nodeRow) }
-      if (more && last) {
-        page.nextCursor = encodeCursor('nodes', [last._t as number, last._id as number])
-      }
-      return page
+      return pageOf(await all(text, params.values), limit, toNode, timeCursor('nodes'))
     },
 
     async getNode(ref) {
@@ -366,149 +275,46 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
       const rows = await all(`${NODES} WHERE n.num = $1`, [num])
       const row = rows[0]
       if (!row) return undefined
-      const detail: NodeDetail = { ...nodeRow(row), telemetry: {}, links: [] }
-      const user = parse<UserMessage>(row.user_json)
-      if (user) detail.user = user
-      const map = parse<MapReportMessage>(row.map_json)
-      if (map) detail.mapReport = { ...map, at: row.map_at as number }
       const telemetry = await all(
         `SELECT variant, at, metrics FROM ${s}.node_telemetry WHERE num = $1`,
         [num],
       )
-      for (const t of telemetry) {
-        detail.telemetry[t.variant as TelemetryVariant] = {
-          metrics: JSON.parse(t.metrics as string),
-          at: t.at as number,
-        }
-      }
-      detail.links = (await reader.links({ node: num, since: 0, limit: MAX_LIMIT })).items.sort(
+      const links = (await reader.links({ node: num, since: 0, limit: MAX_LIMIT })).items.sort(
         (a, b) => b.lastSeen - a.lastSeen,
       )
-      return detail
+      return nodeDetail(row, columns, telemetry, links)
     },
 
     async listPositions(q: PositionQuery = {}) {
       const where: string[] = []
       const params = new Params()
-      const cols = { node: 'x.node', ref: 'x.packet_ref', day: 'x.day', channel: 'x.channel_ref' }
-      if (!(await packetFilters(q, cols, where, params))) return empty()
+      if (!(await packetFilters(q, BY_NODE, where, params))) return empty()
       if (q.bbox) {
         where.push(bboxSql('x.latitude', 'x.longitude', q.bbox, params))
         const cells = cellsOf(q.bbox.south, q.bbox.west, q.bbox.north, q.bbox.east, MAX_CELLS)
         if (cells) where.push(`x.cell = ANY(${params.p(`{${cells.join(',')}}`)}::int[])`)
       }
-      return timeList(
-        'positions',
-        `SELECT x.*, x.received_at AS _t, x.packet_ref AS _id, p.key, c.value AS channel, g.gateway_id
-         FROM ${s}.positions x JOIN ${s}.packets p ON p.id = x.packet_ref
-         LEFT JOIN ${s}.strings c ON c.id = x.channel_ref LEFT JOIN ${s}.gateways g ON g.id = x.gw`,
-        'x.received_at',
-        'x.packet_ref',
-        where,
-        params,
-        q,
-        (r): PositionRow => {
-          const out: PositionRow = {
-            key: r.key as string,
-            node: r.node as number,
-            nodeId: nodeIdFromNum(r.node as number),
-            at: r.received_at as number,
-            latitude: r.latitude as number,
-            longitude: r.longitude as number,
-          }
-          if (r.time !== null) out.time = r.time as number
-          if (r.altitude !== null) out.altitude = r.altitude as number
-          if (r.precision_bits !== null) out.precisionBits = r.precision_bits as number
-          if (r.radius_m !== null) out.radiusM = r.radius_m as number
-          if (r.sats_in_view !== null) out.satsInView = r.sats_in_view as number
-          if (r.ground_speed !== null) out.groundSpeed = r.ground_speed as number
-          if (r.ground_track !== null) out.groundTrack = r.ground_track as number
-          if (r.channel !== null) out.channel = r.channel as string
-          if (r.gateway_id !== null) out.gatewayId = r.gateway_id as string
-          return out
-        },
-      )
+      const select = derivedSelect('positions')
+      return timeList(TIME_LISTS.positions, select, where, params, q)
     },
 
     async listTelemetry(q: TelemetryQuery = {}) {
       const where: string[] = []
       const params = new Params()
-      const cols = { node: 'x.node', ref: 'x.packet_ref', day: 'x.day', channel: 'x.channel_ref' }
-      if (!(await packetFilters(q, cols, where, params))) return empty()
+      if (!(await packetFilters(q, BY_NODE, where, params))) return empty()
       if (q.variant !== undefined) where.push(`x.variant = ${params.p(q.variant)}`)
-      return timeList(
-        'telemetry',
-        `SELECT x.*, x.received_at AS _t, x.packet_ref AS _id, p.key, c.value AS channel, g.gateway_id
-         FROM ${s}.telemetry x JOIN ${s}.packets p ON p.id = x.packet_ref
-         LEFT JOIN ${s}.strings c ON c.id = x.channel_ref LEFT JOIN ${s}.gateways g ON g.id = x.gw`,
-        'x.received_at',
-        'x.packet_ref',
-        where,
-        params,
-        q,
-        (r): TelemetryRow => {
-          const variant = r.variant as TelemetryVariant
-          const out: TelemetryRow = {
-            key: r.key as string,
-            node: r.node as number,
-            nodeId: nodeIdFromNum(r.node as number),
-            at: r.received_at as number,
-            variant,
-            metrics: joinMetrics(variant, r, r.extra as string | null),
-          }
-          if (r.time !== null) out.time = r.time as number
-          if (r.channel !== null) out.channel = r.channel as string
-          if (r.gateway_id !== null) out.gatewayId = r.gateway_id as string
-          return out
-        },
-      )
+      const select = derivedSelect('telemetry')
+      return timeList(TIME_LISTS.telemetry, select, where, params, q)
     },
 
     async listMessages(q: MessageQuery = {}) {
       const where: string[] = []
       const params = new Params()
-      const cols = {
-        node: 'x.from_num',
-        ref: 'x.packet_ref',
-        day: 'x.day',
-        channel: 'x.channel_ref',
-      }
-      if (!(await packetFilters(q, cols, where, params))) return empty()
+      if (!(await packetFilters(q, BY_SENDER, where, params))) return empty()
       if (q.to !== undefined) where.push(`x.to_num = ${params.p(nodeNum(q.to))}`)
       if (q.direct !== undefined) where.push(`x.direct = ${params.p(q.direct)}`)
-      return timeList(
-        'messages',
-        `SELECT x.*, x.received_at AS _t, x.packet_ref AS _id, p.key, c.value AS channel, g.gateway_id
-         FROM ${s}.messages x JOIN ${s}.packets p ON p.id = x.packet_ref
-         LEFT JOIN ${s}.strings c ON c.id = x.channel_ref LEFT JOIN ${s}.gateways g ON g.id = x.gw`,
-        'x.received_at',
-        'x.packet_ref',
-        where,
-        params,
-        q,
-        (r): MessageRow => {
-          const out: MessageRow = {
-            key: r.key as string,
-            id: r.packet_id as number,
-            from: r.from_num as number,
-            fromId: nodeIdFromNum(r.from_num as number),
-            to: r.to_num as number,
-            toId: nodeIdFromNum(r.to_num as number),
-            at: r.received_at as number,
-            rxTime: r.rx_time as number,
-            direct: r.direct === true,
-            type: r.type as TextPayload['type'],
-            text: r.text as string,
-            isReaction: r.is_reaction === true,
-          }
-          if (r.channel !== null) out.channel = r.channel as string
-          if (r.reply_id !== null) out.replyId = r.reply_id as number
-          if (r.emoji !== null) out.emoji = r.emoji as number
-          if (r.hops_away !== null) out.hopsAway = r.hops_away as number
-          if (r.gateway_id !== null) out.gatewayId = r.gateway_id as string
-          return out
-        },
-      )
+      const select = derivedSelect('messages')
+      return timeList(TIME_LISTS.messages, select, where, params, q)
     },
 
     async listPackets(q: PacketQuery = {}) {
@@ -517,42 +323,16 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
       const cols = { node: 'p.from_num', ref: 'p.id', day: 'p.day', channel: 'p.channel_ref' }
       if (!(await packetFilters(q, cols, where, params))) return empty()
       if (q.to !== undefined) where.push(`p.to_num = ${params.p(nodeNum(q.to))}`)
-      if (q.portnum !== undefined) {
-        where.push(`p.portnum = ANY(${params.p(`{${portnums(q.portnum).join(',')}}`)}::int[])`)
-      }
+      if (q.portnum !== undefined) where.push(portnumSql('p.portnum', q.portnum, params))
       return timeList(
-        'packets',
+        TIME_LISTS.packets,
         `SELECT p.*, p.received_at AS _t, p.id AS _id, c.value AS channel, g.gateway_id,
            (SELECT count(*) FROM ${s}.receptions r WHERE r.day = p.day AND r.packet_ref = p.id) AS receptions
          FROM ${s}.packets p LEFT JOIN ${s}.strings c ON c.id = p.channel_ref
          LEFT JOIN ${s}.gateways g ON g.id = p.gw`,
-        'p.received_at',
-        'p.id',
         where,
         params,
         q,
-        (r): PacketRow => {
-          const packet = unpackPacket(r.json as string)
-          const out: PacketRow = {
-            key: r.key as string,
-            id: r.packet_id as number,
-            from: r.from_num as number,
-            fromId: nodeIdFromNum(r.from_num as number),
-            to: r.to_num as number,
-            toId: nodeIdFromNum(r.to_num as number),
-            portnum: r.portnum as number,
-            at: r.received_at as number,
-            rxTime: r.rx_time as number,
-            receptions: r.receptions as number,
-            packet,
-          }
-          const name = portnumName(r.portnum as number)
-          if (name !== undefined) out.portnumName = name
-          if (r.channel !== null) out.channel = r.channel as string
-          if (r.gateway_id !== null) out.gatewayId = r.gateway_id as string
-          if (r.hops_away !== null) out.hopsAway = r.hops_away as number
-          return out
-        },
       )
     },
 
@@ -574,21 +354,11 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
         if (c === NOTHING) return empty()
         where.push(`r.channel_ref = ${params.p(c)}`)
       }
-      if (q.portnum !== undefined) {
-        where.push(`p.portnum = ANY(${params.p(`{${portnums(q.portnum).join(',')}}`)}::int[])`)
-      }
+      if (q.portnum !== undefined) where.push(portnumSql('p.portnum', q.portnum, params))
       if (q.receptionClass !== undefined) {
         where.push(`r.class = ${params.p(CLASS_CODE[q.receptionClass] ?? -1)}`)
       }
-      return timeList('receptions', RECEPTIONS, 'r.received_at', 'r.id', where, params, q, (r) => {
-        const out: ReceptionRow = receptionOf(r)
-        if (r.from_num !== null) {
-          out.from = r.from_num as number
-          out.fromId = nodeIdFromNum(r.from_num as number)
-        }
-        if (r.portnum !== null) out.portnum = r.portnum as number
-        return out
-      })
+      return timeList(TIME_LISTS.receptions, RECEPTIONS, where, params, q)
     },
 
     async listTraceroutes(q: TracerouteQuery = {}) {
@@ -604,35 +374,18 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
         where.push(`x.gw = ${params.p(g)}`)
       }
       return timeList(
-        'traceroutes',
+        TIME_LISTS.traceroutes,
         `SELECT x.*, x.received_at AS _t, x.id AS _id, p.key, g.gateway_id
          FROM ${s}.traceroutes x JOIN ${s}.packets p ON p.id = x.packet_ref
          LEFT JOIN ${s}.gateways g ON g.id = x.gw AND x.gw > 0`,
-        'x.received_at',
-        'x.id',
         where,
         params,
         q,
-        (r): TracerouteRow => {
-          const out: TracerouteRow = {
-            key: r.key as string,
-            from: r.from_num as number,
-            fromId: nodeIdFromNum(r.from_num as number),
-            to: r.to_num as number,
-            toId: nodeIdFromNum(r.to_num as number),
-            at: r.received_at as number,
-            isReply: r.request_id !== null,
-            ...routeOf(r.route as string),
-          }
-          if (r.request_id !== null) out.requestId = r.request_id as number
-          if (r.gateway_id !== null) out.gatewayId = r.gateway_id as string
-          return out
-        },
       )
     },
 
     async gatewayStats(q: GatewayStatsQuery = {}) {
-      const limit = limitOf(q.limit)
+      const limit = limitOf(q.limit, checks)
       const params = new Params()
       const since = q.since ?? now() - 86_400_000
       const until = q.until ?? Number.MAX_SAFE_INTEGER
@@ -664,30 +417,13 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
          ORDER BY g.gateway_id COLLATE "C" LIMIT ${params.p(limit + 1)}`,
         params.values,
       )
-      const more = rows.length > limit
-      if (more) rows.length = limit
-      const items = rows.map((r): GatewayStatsRow => {
-        const out: GatewayStatsRow = {
-          gatewayId: r.gateway_id as string,
-          packets: r.packets as number,
-          nodes: r.nodes as number,
-          direct: r.direct as number,
-          firstHeard: r.first_heard as number,
-          lastHeard: r.last_heard as number,
-        }
-        if (r.num !== null) out.num = r.num as number
-        if (r.median_snr !== null) out.medianSnr = r.median_snr as number
-        if (r.median_rssi !== null) out.medianRssi = r.median_rssi as number
-        return out
-      })
-      const page: Page<GatewayStatsRow> = { items }
-      const last = items[items.length - 1]
-      if (more && last) page.nextCursor = encodeCursor('gatewayStats', [last.gatewayId])
-      return page
+      return pageOf(rows, limit, gatewayStatsRow, (last) =>
+        encodeCursor('gatewayStats', [last.gateway_id as string]),
+      )
     },
 
     async links(q: LinkQuery = {}) {
-      const limit = limitOf(q.limit)
+      const limit = limitOf(q.limit, checks)
       const params = new Params()
       const since = q.since ?? now() - 7 * 86_400_000
       const parts: string[] = []
@@ -735,33 +471,9 @@ export function createReader(pool: () => PgPool, schema: string, now: () => numb
          ORDER BY source COLLATE "C", a, b LIMIT ${params.p(limit + 1)}`,
         params.values,
       )
-      const more = rows.length > limit
-      if (more) rows.length = limit
-      const items = rows.map((r): LinkRow => {
-        const out: LinkRow = {
-          from: r.a as number,
-          fromId: nodeIdFromNum(r.a as number),
-          to: r.b as number,
-          toId: nodeIdFromNum(r.b as number),
-          source: r.source as LinkSource,
-          count: r.count as number,
-          firstSeen: r.first_seen as number,
-          lastSeen: r.last_seen as number,
-        }
-        if (r.snr !== null) out.snr = r.snr as number
-        if (r.rssi !== null) out.rssi = r.rssi as number
-        return out
-      })
-      const page: Page<LinkRow> = { items }
-      const last = rows[rows.length - 1]
-      if (more && last) {
-        page.nextCursor = encodeCursor('links', [
-          last.source as string,
-          last.a as number,
-          last.b as number,
-        ])
-      }
-      return page
+      return pageOf(rows, limit, linkRow, (last) =>
+        encodeCursor('links', [last.source as string, last.a as number, last.b as number]),
+      )
     },
   }
   return reader
