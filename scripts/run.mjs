@@ -4,7 +4,7 @@
 //   node scripts/run.mjs test    install everything, then run the whole check (build, lint, types, tests, docs)
 // It uses pnpm 12.4.2 through npx (no global install), and points native builds (better-sqlite3)
 // at this Node's own headers, so nothing is downloaded from outside the npm registry.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
@@ -25,4 +25,26 @@ const pnpm = (...args) => {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 pnpm('install', '--frozen-lockfile')
-pnpm(what === 'test' ? 'check' : 'start', ...rest)
+
+// The main job runs in a process group of its own, and SIGINT/SIGTERM sent to this script go to
+// the whole group (as Ctrl-C in a terminal would): stopping `run.mjs` stops the server it started,
+// which drains and flushes, instead of leaving it running without a parent.
+const child = spawn('npx', ['-y', 'pnpm@12.4.2', what === 'test' ? 'check' : 'start', ...rest], {
+  stdio: 'inherit',
+  env,
+  detached: true,
+})
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    try {
+      process.kill(-child.pid, signal)
+    } catch {
+      // The group is gone already.
+    }
+  })
+}
+child.on('error', (error) => {
+  console.error(error.message)
+  process.exit(1)
+})
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
