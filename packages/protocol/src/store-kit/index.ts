@@ -1,8 +1,10 @@
 /**
  * Building blocks shared by the stores (`@meshtap/sqlite-store`, `@meshtap/pg-store`): the compact,
  * lossless packed form of a decoded packet, the typed rows extracted from app payloads (positions,
- * telemetry columns, messages, traceroutes, neighbours), aggregation helpers, and the envelope
- * rebuilt from a kept header and ciphertext for re-decryption, and the opaque keyset cursors of pages. For store authors; apps do not need it.
+ * telemetry columns, messages, traceroutes, neighbours), aggregation helpers, the envelope rebuilt
+ * from a kept header and ciphertext for re-decryption, the opaque keyset cursors of pages, and the
+ * read side every store shares: query checks, keyset paging and the mapping of database rows to the
+ * domain rows (each store keeps only its SQL dialect). For store authors; apps do not need it.
  * @module
  */
 export * from './aggregates.js'
