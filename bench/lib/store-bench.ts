@@ -59,6 +59,23 @@ function tmp(): { dir: string; file: string } {
   return { dir, file: join(dir, 'mesh.db') }
 }
 
+/**
+ * `STORE_BENCH_PAGE_SIZE` (bytes, e.g. 16384): every file the store benchmark creates gets this
+ * SQLite page size (set on the empty file before the store creates its tables). Unset: SQLite's
+ * default (4096), as the store ships. `auto_vacuum = INCREMENTAL` as the store sets on new files.
+ */
+const PAGE_SIZE = Number(process.env.STORE_BENCH_PAGE_SIZE ?? 0)
+
+/** Creates the empty database file with {@link PAGE_SIZE}, when one is set. */
+function prepareFile(file: string): void {
+  if (!PAGE_SIZE) return
+  const db = new Database(file)
+  db.pragma(`page_size = ${PAGE_SIZE}`)
+  db.pragma('auto_vacuum = INCREMENTAL') // what the store sets on a new file
+  db.exec('VACUUM')
+  db.close()
+}
+
 function fileSize(file: string): number {
   let n = 0
   for (const f of [file, `${file}-wal`]) {
@@ -184,6 +201,7 @@ async function writeStore(
   all: readonly WriteBatch[],
   setup?: (store: SqliteStore) => void,
 ): Promise<number> {
+  prepareFile(file)
   const store = createSqliteStore({ path: file, retention: false })
   await store.init()
   setup?.(store)
@@ -267,6 +285,7 @@ async function pagesPerCommit(
   probe: number,
 ): Promise<{ perThousand: Map<string, number>; total: number }> {
   const { dir, file } = tmp()
+  prepareFile(file)
   const store = createSqliteStore({ path: file, retention: false })
   try {
     await store.init()
@@ -368,6 +387,7 @@ async function statementTimes(all: readonly WriteBatch[]): Promise<{
   const { dir, file } = tmp()
   let totalMs = 0
   try {
+    prepareFile(file)
     const store = createSqliteStore({ path: file, retention: false })
     await store.init()
     stats.clear()
@@ -463,6 +483,7 @@ async function buildDataset(
   receptionsWanted: number,
   spanMs: number,
 ): Promise<{ store: SqliteStore; receptions: number; nodes: number[]; end: number; ms: number }> {
+  prepareFile(file)
   const store = createSqliteStore({ path: file, retention: false })
   await store.init()
   // The stream averages about 2.2 copies per packet.
@@ -493,6 +514,7 @@ async function plateau(
 ): Promise<string[][]> {
   const { dir, file } = tmp()
   let clock = START
+  prepareFile(file)
   const store = createSqliteStore({
     path: file,
     now: () => clock,
@@ -858,6 +880,11 @@ export async function run(options: { quick: boolean }): Promise<StoreBenchResult
     notes.push(`Replay stored ${rp.stored}.`)
   }
   notes.unshift(`**Aims of issue 4** (this run): ${aims.join(' ')}`)
+  if (PAGE_SIZE) {
+    notes.unshift(
+      `**Not the shipped default**: the store's files were created with \`page_size = ${PAGE_SIZE}\` (\`STORE_BENCH_PAGE_SIZE\`); the store ships with SQLite's 4096.`,
+    )
+  }
   notes.push(
     'Floor: the same packets (key, from, to, id, port, time, `JSON.stringify` of the packet), receptions (10 columns), positions (11 columns) and telemetry rows (8 columns, the metrics as JSON) inserted with prepared statements, one transaction per batch, WAL and `synchronous = NORMAL`, no index, no interning, no node state; the stricter floor leaves out the positions and telemetry.',
   )
