@@ -88,7 +88,9 @@ describe.skipIf(!available && !process.env.CI)('web UI in Chromium', () => {
     await page.getByTestId('node-row').first().click()
     await page.getByTestId('node-page').waitFor()
     step('node page')
-    await page.getByTestId('telemetry-line').waitFor()
+    // Attached, not "visible": a series whose values are all equal is a horizontal line, whose
+    // bounding box has no height, and Playwright calls a zero-size element hidden.
+    await page.getByTestId('telemetry-line').waitFor({ state: 'attached' })
     step('chart')
     expect(await page.getByTestId('telemetry-line').getAttribute('d')).toMatch(/^M[\d.]+,[\d.]+ L/)
     await until(async () => (await page.getByTestId('node-gateway-row').count()) > 0)
