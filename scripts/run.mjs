@@ -19,8 +19,10 @@ const prefix = dirname(dirname(process.execPath))
 if (!env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node.h'))) {
   env.npm_config_nodedir = prefix
 }
+/** `npx` arguments that run the pinned pnpm. */
+const PNPM = ['-y', 'pnpm@12.4.2']
 const pnpm = (...args) => {
-  const r = spawnSync('npx', ['-y', 'pnpm@12.4.2', ...args], { stdio: 'inherit', env })
+  const r = spawnSync('npx', [...PNPM, ...args], { stdio: 'inherit', env })
   if (r.error) throw r.error
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
@@ -29,7 +31,7 @@ pnpm('install', '--frozen-lockfile')
 // The main job runs in a process group of its own, and SIGINT/SIGTERM sent to this script go to
 // the whole group (as Ctrl-C in a terminal would): stopping `run.mjs` stops the server it started,
 // which drains and flushes, instead of leaving it running without a parent.
-const child = spawn('npx', ['-y', 'pnpm@12.4.2', what === 'test' ? 'check' : 'start', ...rest], {
+const child = spawn('npx', [...PNPM, what === 'test' ? 'check' : 'start', ...rest], {
   stdio: 'inherit',
   env,
   detached: true,
