@@ -1,3 +1,4 @@
+export type { CheckpointStats } from './checkpointer.js'
 export type { SqliteDatabase, SqliteStatement } from './database.js'
 export type { SqliteStoreErrorCode } from './errors.js'
 export { SqliteStoreError } from './errors.js'

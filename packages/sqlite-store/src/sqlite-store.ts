@@ -14,6 +14,7 @@ import type {
 } from '@meshtap/protocol'
 import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
 import BetterSqlite3 from 'better-sqlite3'
+import { type Checkpointer, type CheckpointStats, startCheckpointer } from './checkpointer.js'
 import type { SqliteDatabase } from './database.js'
 import { SqliteStoreError, wrapError } from './errors.js'
 import { migrate, SCHEMA_VERSION, schemaVersion } from './migrations.js'
@@ -123,6 +124,15 @@ export interface SqliteStoreOptions {
    * @default 10000
    */
   walAutocheckpointPages?: number
+  /**
+   * Checkpoint the WAL from a worker thread with its own connection, at most once per this many
+   * ms while batches commit: the copying of WAL pages into the file moves off the writer's thread
+   * (to the other core), and the writer's own checkpoint (`walAutocheckpointPages`) finds little
+   * left to copy. `false`: only the writer checkpoints. Only for a WAL file, not for `readonly` or
+   * in-memory databases. See {@link SqliteStore.checkpointStats}.
+   * @default 100
+   */
+  backgroundCheckpointMs?: number | false
   /** Retention, or `false` to keep everything forever. @default 90 days for every table, hourly */
   retention?: RetentionOptions | false
   /**
@@ -186,6 +196,11 @@ export interface SqliteStore extends Store, StoreQueries {
   runRetention(): Promise<RetentionResult>
   /** The schema version of the file. */
   schemaVersion(): number
+  /**
+   * What the background checkpoint worker did (`backgroundCheckpointMs`): runs, WAL pages copied,
+   * and the error if it failed (the writer then checkpoints alone; nothing is lost).
+   */
+  checkpointStats(): CheckpointStats
 }
 
 const DAY = 86_400_000
@@ -259,6 +274,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const stateFlushMs = Math.max(0, options.stateFlushMs ?? 1000)
   let lastStateWrite = performance.now()
   let stateTimer: ReturnType<typeof setTimeout> | undefined
+  let checkpointer: Checkpointer | undefined
 
   function configure(): void {
     if (options.configure === false) {
@@ -276,6 +292,14 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       `wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 10_000))}`,
     )
     db.pragma('journal_size_limit = 67108864')
+  }
+
+  /** Starts the checkpoint worker for a WAL file (see `backgroundCheckpointMs`). */
+  function startCheckpoints(): void {
+    const every = options.backgroundCheckpointMs ?? 100
+    if (every === false || checkpointer || db.memory || !db.name) return
+    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') return
+    checkpointer = startCheckpointer(db.name, every)
   }
 
   function tableCount(): number {
@@ -308,6 +332,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       } else {
         migrate(db, { backfill: (d) => createWriter(d).backfill() })
         writer = createWriter(db, options.keyCacheSize)
+        startCheckpoints()
       }
       reader = createReader(db, now)
     } catch (cause) {
@@ -342,6 +367,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       out = fn()
       if (state) w.writeState()
       db.exec('COMMIT')
+      checkpointer?.notify()
     } catch (cause) {
       try {
         if (db.inTransaction) db.exec('ROLLBACK')
@@ -413,6 +439,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           throw wrapError(`retention of ${table} failed`, cause)
         }
         total += n
+        if (n > 0) checkpointer?.notify()
         if (key === 'packets' && n > 0) w.forgetIds()
         if (n < chunk) break
         await tick()
@@ -604,6 +631,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return schemaVersion(db)
     },
 
+    checkpointStats() {
+      return checkpointer?.stats() ?? { running: false, runs: 0, frames: 0, busy: 0 }
+    },
+
     async close() {
       if (closed) return
       closed = true
@@ -615,6 +646,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       try {
         writePendingState()
       } finally {
+        // The worker's connection goes first: the last connection to close removes the WAL.
+        await checkpointer?.close()
         if (owned && db.open) db.close()
       }
     },
