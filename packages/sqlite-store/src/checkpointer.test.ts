@@ -34,18 +34,27 @@ async function runs(store: SqliteStore, n: number): Promise<void> {
   }
 }
 
+/** A store on a fresh file with these checkpoint settings, initialised. */
+async function open(
+  walAutocheckpointPages: number,
+  backgroundCheckpointMs: number | false,
+): Promise<{ file: string; store: SqliteStore }> {
+  const file = tmpFile()
+  const store = createSqliteStore({
+    path: file,
+    retention: false,
+    walAutocheckpointPages,
+    backgroundCheckpointMs,
+  })
+  await store.init()
+  return { file, store }
+}
+
 describe('background checkpoints (backgroundCheckpointMs)', () => {
   it('copy the WAL into the file from another thread while the writer only writes', async () => {
     // walAutocheckpointPages: 0 turns the writer's own checkpoints off: whatever reaches the
     // database file was copied there by the worker.
-    const file = tmpFile()
-    const store = createSqliteStore({
-      path: file,
-      retention: false,
-      walAutocheckpointPages: 0,
-      backgroundCheckpointMs: 5,
-    })
-    await store.init()
+    const { file, store } = await open(0, 5)
     expect(store.checkpointStats()).toMatchObject({ running: true, runs: 0 })
     const before = size(file)
     for (const b of BATCHES.slice(0, 10)) await store.writeBatch(b)
@@ -64,14 +73,7 @@ describe('background checkpoints (backgroundCheckpointMs)', () => {
   })
 
   it('without the worker nothing reaches the file until the writer checkpoints', async () => {
-    const file = tmpFile()
-    const store = createSqliteStore({
-      path: file,
-      retention: false,
-      walAutocheckpointPages: 0,
-      backgroundCheckpointMs: false,
-    })
-    await store.init()
+    const { file, store } = await open(0, false)
     const before = size(file)
     for (const b of BATCHES.slice(0, 10)) await store.writeBatch(b)
     await new Promise((r) => setTimeout(r, 50))
@@ -83,14 +85,7 @@ describe('background checkpoints (backgroundCheckpointMs)', () => {
   it('keep the WAL bounded under continuous writes: the writer still restarts it', async () => {
     // The worker copies pages but cannot restart the WAL while the writer keeps appending; the
     // writer's own checkpoint at walAutocheckpointPages finds the pages copied and restarts it.
-    const file = tmpFile()
-    const store = createSqliteStore({
-      path: file,
-      retention: false,
-      walAutocheckpointPages: 500,
-      backgroundCheckpointMs: 0,
-    })
-    await store.init()
+    const { file, store } = await open(500, 0)
     let largest = 0
     for (const b of BATCHES) {
       await store.writeBatch(b)
