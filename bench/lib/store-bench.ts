@@ -294,7 +294,8 @@ async function pagesPerCommit(
 ): Promise<{ perThousand: Map<string, number>; total: number }> {
   const { dir, file } = tmp()
   prepareFile(file)
-  const store = createSqliteStore({ path: file, retention: false })
+  // Without the checkpoint worker: the WAL must hold exactly the frames of the commit measured.
+  const store = createSqliteStore({ path: file, retention: false, backgroundCheckpointMs: false })
   try {
     await store.init()
     const db = store.database
@@ -311,7 +312,7 @@ async function pagesPerCommit(
     const pages = new Map<string, number>()
     let receptions = 0
     for (const b of tail) {
-      db.pragma('wal_checkpoint(TRUNCATE)')
+      await truncateWal(db)
       await store.writeBatch(b)
       receptions += b.receptions.length
       const wal = readFileSync(`${file}-wal`)
@@ -486,6 +487,20 @@ function queryCases(store: SqliteStore, nodes: number[], end: number): QueryCase
   ]
 }
 
+/**
+ * Checkpoints the whole WAL into the file and truncates it, so the file size is the data's. The
+ * store's checkpoint worker may hold the checkpoint lock for a moment (the pragma then reports
+ * busy without waiting): tried again until it goes through.
+ */
+async function truncateWal(db: SqliteStore['database']): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[]
+    if (!r?.busy) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error('the WAL could not be truncated for 2 s')
+}
+
 async function buildDataset(
   file: string,
   receptionsWanted: number,
@@ -507,7 +522,7 @@ async function buildDataset(
     await store.writeBatch(b)
     elapsed += performance.now() - t0
   }
-  store.database.pragma('wal_checkpoint(TRUNCATE)')
+  await truncateWal(store.database)
   const nodes = (store.database.prepare('SELECT num FROM nodes').all() as { num: number }[]).map(
     (r) => r.num,
   )
@@ -534,7 +549,7 @@ async function plateau(
   let hour = 0
   let receptions = 0
   const snapshot = async (day: number): Promise<string[]> => {
-    store.database.pragma('wal_checkpoint(TRUNCATE)')
+    await truncateWal(store.database)
     const counts = await store.counts()
     return [String(day), rate(receptions), rate(counts.receptions), mb(fileSize(file))]
   }
