@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type {
   DecodedPacket,
   DecodeFailure,
@@ -130,7 +131,7 @@ export interface SqliteStoreOptions {
    * (to the other core), and the writer's own checkpoint (`walAutocheckpointPages`) finds little
    * left to copy. `false`: only the writer checkpoints. Only for a WAL file, not for `readonly` or
    * in-memory databases. See {@link SqliteStore.checkpointStats}.
-   * @default 100
+   * @default 100 (`false` on a machine with one core)
    */
   backgroundCheckpointMs?: number | false
   /** Retention, or `false` to keep everything forever. @default 90 days for every table, hourly */
@@ -296,7 +297,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   /** Starts the checkpoint worker for a WAL file (see `backgroundCheckpointMs`). */
   function startCheckpoints(): void {
-    const every = options.backgroundCheckpointMs ?? 100
+    // On one core the worker would only compete with the writer.
+    const every = options.backgroundCheckpointMs ?? (availableParallelism() > 1 ? 100 : false)
     if (every === false || checkpointer || db.memory || !db.name) return
     if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') return
     checkpointer = startCheckpointer(db.name, every)
