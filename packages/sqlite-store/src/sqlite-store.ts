@@ -369,7 +369,6 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       out = fn()
       if (state) w.writeState()
       db.exec('COMMIT')
-      checkpointer?.notify()
     } catch (cause) {
       try {
         if (db.inTransaction) db.exec('ROLLBACK')
@@ -379,6 +378,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       throw wrapError(`${what} failed`, cause)
     }
     w.committed(state)
+    checkpointer?.notify()
     if (state) {
       lastStateWrite = performance.now()
       if (stateTimer) clearTimeout(stateTimer)
