@@ -24,14 +24,22 @@ function distinct(list: readonly WriteBatch[]): number {
 
 const size = (file: string) => (existsSync(file) ? statSync(file).size : 0)
 
-/** Waits until the worker has run at least `runs` checkpoints. */
-async function runs(store: SqliteStore, n: number): Promise<void> {
+/** Waits until `done()` holds (10 s at most; then fails with `what()`). */
+async function waitFor(done: () => boolean, what: () => string): Promise<void> {
   const until = Date.now() + 10_000
-  while (store.checkpointStats().runs < n) {
-    if (Date.now() > until)
-      throw new Error(`no checkpoint run: ${JSON.stringify(store.checkpointStats())}`)
+  while (!done()) {
+    if (Date.now() > until) throw new Error(`timed out: ${what()}`)
     await new Promise((r) => setTimeout(r, 10))
   }
+}
+
+/** Waits until the worker has run at least `n` checkpoints. */
+function runs(store: SqliteStore, n: number): Promise<void> {
+  const stats = () => store.checkpointStats()
+  return waitFor(
+    () => stats().runs >= n,
+    () => `no checkpoint run: ${JSON.stringify(stats())}`,
+  )
 }
 
 /** A store on a fresh file with these checkpoint settings, initialised. */
@@ -150,8 +158,10 @@ describe('background checkpoints (backgroundCheckpointMs)', () => {
   it('report a worker that cannot open the file, and stop cleanly', async () => {
     const c = startCheckpointer('/nonexistent-meshtap-dir/mesh.db', 0)
     c.notify()
-    const until = Date.now() + 10_000
-    while (c.stats().running && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(
+      () => !c.stats().running,
+      () => `the worker is still running: ${JSON.stringify(c.stats())}`,
+    )
     expect(c.stats()).toMatchObject({ running: false, runs: 0 })
     expect(c.stats().error).toMatch(/could not open the database/)
     c.notify()
