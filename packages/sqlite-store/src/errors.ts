@@ -7,7 +7,9 @@
  * - `INVALID_CURSOR`: a cursor that this store did not hand out (or for another list);
  * - `SCHEMA_TOO_NEW`: the file was written by a newer version of this package;
  * - `SCHEMA_TOO_OLD`: a read-only store opened a file no writer has migrated yet;
- * - `READ_ONLY`: a write through a read-only store.
+ * - `READ_ONLY`: a write through a read-only store;
+ * - `WRITER_THREAD_EXITED`: the writer thread (`writerThread`) stopped or could not start; transient:
+ *   the next write starts a new one.
  *
  * @example
  * if (e instanceof SqliteStoreError && e.code === 'SQLITE_FULL') freeSomeSpace()
@@ -20,14 +22,15 @@ export type SqliteStoreErrorCode =
   | 'SCHEMA_TOO_NEW'
   | 'SCHEMA_TOO_OLD'
   | 'READ_ONLY'
+  | 'WRITER_THREAD_EXITED'
   | (string & {})
 
-const TRANSIENT = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN)/
+const TRANSIENT = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN)|WRITER_THREAD_EXITED)/
 
 /**
  * The error the SQLite store throws. Messages start with `[sqlite-store]`; `code` is the SQLite
  * result code of the underlying failure when there is one, and `transient` says whether retrying
- * later can succeed (busy, locked, disk full, I/O error).
+ * later can succeed (busy, locked, disk full, I/O error, a writer thread that stopped).
  *
  * @example
  * try { await store.writeBatch(batch) } catch (e) { if ((e as SqliteStoreError).transient) retryLater() }

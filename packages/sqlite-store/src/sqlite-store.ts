@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
 import type {
   DecodedPacket,
   DecodeFailure,
@@ -15,12 +16,21 @@ import type {
 } from '@meshtap/protocol'
 import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
 import BetterSqlite3 from 'better-sqlite3'
-import { type Checkpointer, type CheckpointStats, startCheckpointer } from './checkpointer.js'
+import type { CheckpointStats } from './checkpointer.js'
 import type { SqliteDatabase } from './database.js'
+import {
+  createWriteEngine,
+  type EngineOptions,
+  type Recovered,
+  type WriteEngine,
+} from './engine.js'
 import { SqliteStoreError, wrapError } from './errors.js'
 import { migrate, SCHEMA_VERSION, schemaVersion } from './migrations.js'
 import { createReader, type Reader } from './reader.js'
-import { createWriter, type Writer } from './writer.js'
+import { startWriterThread, type WriterThread } from './thread-client.js'
+import { createWriter } from './writer.js'
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /**
  * The tables retention prunes, each by its own window:
@@ -134,6 +144,16 @@ export interface SqliteStoreOptions {
    * @default 100 (`false` on a machine with one core)
    */
   backgroundCheckpointMs?: number | false
+  /**
+   * Write on a worker thread with its own connection to the file: batches, the derived state,
+   * retention and re-decrypted packets are committed there, while this thread (the pipeline, the
+   * reads) goes on. `writeBatch` resolves when the thread has committed the batch. It frees the
+   * event loop from commits and checkpoints and lets a collector use a second core; each batch is
+   * copied to the thread (structured clone), which costs this thread a little per record. Needs a
+   * database file (a `path`, or a file-backed `database`), not for `readonly` stores.
+   * @default false
+   */
+  writerThread?: boolean
   /** Retention, or `false` to keep everything forever. @default 90 days for every table, hourly */
   retention?: RetentionOptions | false
   /**
@@ -199,31 +219,11 @@ export interface SqliteStore extends Store, StoreQueries {
   schemaVersion(): number
   /**
    * What the background checkpoint worker did (`backgroundCheckpointMs`): runs, WAL pages copied,
-   * and the error if it failed (the writer then checkpoints alone; nothing is lost).
+   * and the error if it failed (the writer then checkpoints alone; nothing is lost). With
+   * `writerThread`, the worker belongs to the writer thread: the figures are those of its last answer.
    */
   checkpointStats(): CheckpointStats
 }
-
-const DAY = 86_400_000
-
-const RETENTION_TABLES: readonly (readonly [RetentionTable, string, string, string])[] = [
-  ['receptions', 'receptions', 'received_at', 'id'],
-  ['undecoded', 'undecoded', 'received_at', 'id'],
-  ['positions', 'positions', 'received_at', 'packet_ref'],
-  ['telemetry', 'telemetry', 'received_at', 'packet_ref'],
-  ['messages', 'messages', 'received_at', 'packet_ref'],
-  ['traceroutes', 'traceroutes', 'received_at', 'id'],
-  ['neighbors', 'neighbors', 'received_at', '(packet_ref, neighbor)'],
-  ['mapReports', 'map_reports', 'received_at', 'packet_ref'],
-  ['waypoints', 'waypoints', 'received_at', 'packet_ref'],
-  ['links', 'links', 'last_seen', '(node, gw)'],
-  ['neighborLinks', 'neighbor_links', 'last_seen', '(node, neighbor)'],
-  ['nodeTelemetry', 'node_telemetry', 'at', '(num, variant)'],
-  ['nodes', 'nodes', 'last_heard', 'num'],
-  ['packets', 'packets', 'received_at', 'id'],
-]
-
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /**
  * Creates the SQLite store. Give it a `better-sqlite3` database your application opened, or a
@@ -266,16 +266,15 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     throw wrapError(`could not open ${options.path}`, cause)
   }
   const retention = options.retention === false ? undefined : (options.retention ?? {})
+  const threaded = options.writerThread === true && !readonly
 
-  let writer: Writer | undefined
+  // The write side: on this connection (`engine`), or on the writer thread's (`thread`).
+  let engine: WriteEngine | undefined
+  let thread: WriterThread | undefined
   let reader: Reader | undefined
   let closed = false
   let timer: ReturnType<typeof setTimeout> | undefined
   let retentionRun: Promise<RetentionResult> | undefined
-  const stateFlushMs = Math.max(0, options.stateFlushMs ?? 1000)
-  let lastStateWrite = performance.now()
-  let stateTimer: ReturnType<typeof setTimeout> | undefined
-  let checkpointer: Checkpointer | undefined
 
   function configure(): void {
     if (options.configure === false) {
@@ -295,15 +294,6 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     db.pragma('journal_size_limit = 67108864')
   }
 
-  /** Starts the checkpoint worker for a WAL file (see `backgroundCheckpointMs`). */
-  function startCheckpoints(): void {
-    // On one core the worker would only compete with the writer.
-    const every = options.backgroundCheckpointMs ?? (availableParallelism() > 1 ? 100 : false)
-    if (every === false || checkpointer || db.memory || !db.name) return
-    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') return
-    checkpointer = startCheckpointer(db.name, every)
-  }
-
   function tableCount(): number {
     return (
       db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as {
@@ -312,8 +302,33 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     ).n
   }
 
-  function ready(): { writer: Writer | undefined; reader: Reader } {
-    if (reader) return { writer, reader }
+  function engineOptions(): EngineOptions {
+    // On one core the checkpoint worker would only compete with the writer.
+    const every = options.backgroundCheckpointMs ?? (availableParallelism() > 1 ? 100 : false)
+    const o: EngineOptions = {
+      stateFlushMs: Math.max(0, options.stateFlushMs ?? 1000),
+      checkpointMs: every,
+    }
+    if (options.keyCacheSize !== undefined) o.keyCacheSize = options.keyCacheSize
+    if (retention) o.retention = retention
+    return o
+  }
+
+  /** The writer thread's connection is set up like this one, whoever configured it. */
+  function threadPragmas(): string[] {
+    const get = (p: string) => db.pragma(p, { simple: true })
+    return [
+      `busy_timeout = ${Number(get('busy_timeout'))}`,
+      `cache_size = ${Number(get('cache_size'))}`,
+      `synchronous = ${Number(get('synchronous'))}`,
+      'foreign_keys = ON',
+      `wal_autocheckpoint = ${Number(get('wal_autocheckpoint'))}`,
+      `journal_size_limit = ${Number(get('journal_size_limit'))}`,
+    ]
+  }
+
+  function ready(): Reader {
+    if (reader) return reader
     if (!db.open) throw new SqliteStoreError('STORE_CLOSED', 'the database is closed')
     try {
       configure()
@@ -333,138 +348,48 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         }
       } else {
         migrate(db, { backfill: (d) => createWriter(d).backfill() })
-        writer = createWriter(db, options.keyCacheSize)
-        startCheckpoints()
+        if (threaded) {
+          if (db.memory || !db.name) {
+            throw new SqliteStoreError(
+              'INVALID_OPTIONS',
+              'writerThread needs a database file (a `path`, or a file-backed `database`), not an in-memory database',
+            )
+          }
+          thread = startWriterThread({
+            file: resolve(db.name),
+            pragmas: threadPragmas(),
+            engine: engineOptions(),
+          })
+        } else {
+          engine = createWriteEngine(db, engineOptions())
+        }
       }
       reader = createReader(db, now)
     } catch (cause) {
       throw wrapError('could not prepare the database', cause)
     }
-    return { writer, reader }
+    return reader
   }
 
   function read(): Reader {
     if (closed && owned) throw new SqliteStoreError('STORE_CLOSED', 'the store is closed')
-    return ready().reader
+    return ready()
   }
 
-  function write(): Writer {
+  /** Checks that the store can write and prepares it. */
+  function writable(): void {
     if (closed) throw new SqliteStoreError('STORE_CLOSED', 'the store is closed')
     if (readonly) throw new SqliteStoreError('READ_ONLY', 'the store is read-only')
-    return ready().writer as Writer
-  }
-
-  /**
-   * Runs `fn` in one immediate transaction, then (with `state`) writes the derived state of every
-   * record committed so far. On failure rolls back and forgets the transaction's state and ids.
-   */
-  function transaction<T>(w: Writer, what: string, state: boolean, fn: () => T): T {
-    try {
-      db.exec('BEGIN IMMEDIATE')
-    } catch (cause) {
-      throw wrapError(`${what}: could not begin a transaction`, cause)
-    }
-    let out: T
-    try {
-      out = fn()
-      if (state) w.writeState()
-      db.exec('COMMIT')
-    } catch (cause) {
-      try {
-        if (db.inTransaction) db.exec('ROLLBACK')
-      } finally {
-        w.rolledBack()
-      }
-      throw wrapError(`${what} failed`, cause)
-    }
-    w.committed(state)
-    checkpointer?.notify()
-    if (state) {
-      lastStateWrite = performance.now()
-      if (stateTimer) clearTimeout(stateTimer)
-      stateTimer = undefined
-    } else if (w.hasPendingState && !stateTimer) {
-      stateTimer = setTimeout(() => {
-        stateTimer = undefined
-        try {
-          writePendingState()
-        } catch {
-          // Retried by the next batch, read or close.
-        }
-      }, stateFlushMs)
-      stateTimer.unref?.()
-    }
-    return out
-  }
-
-  /** Writes the node, link and gateway state of committed batches, if any is pending. */
-  function writePendingState(): void {
-    if (!writer?.hasPendingState || !db.open) return
-    transaction(writer, 'writing node state', true, () => undefined)
+    ready()
   }
 
   /** Reads of derived state see every committed batch. */
-  function fresh(): Reader {
+  async function fresh(): Promise<Reader> {
     const r = read()
-    if (!closed && writer?.hasPendingState) writePendingState()
+    if (closed) return r
+    if (engine?.hasPendingState) engine.flushState()
+    else if (thread?.pending) await thread.call({ type: 'flush' })
     return r
-  }
-
-  function windowOf(table: RetentionTable): number | undefined {
-    const w = retention?.windows?.[table]
-    if (w === false) return undefined
-    return w ?? retention?.defaultMs ?? 90 * DAY
-  }
-
-  async function pruneAll(): Promise<RetentionResult> {
-    const started = performance.now()
-    const w = write()
-    // State still in memory would bring pruned nodes and links back after the run.
-    writePendingState()
-    const chunk = Math.max(1, Math.floor(retention?.chunkSize ?? 5000))
-    const deleted: Partial<Record<RetentionTable, number>> = {}
-    const t = now()
-    for (const [key, table, time, id] of RETENTION_TABLES) {
-      const windowMs = windowOf(key)
-      if (windowMs === undefined) continue
-      const cutoff = t - windowMs
-      const del = db.prepare(
-        `DELETE FROM ${table} WHERE ${id} IN (SELECT ${id.replace(/[()]/g, '')} FROM ${table} WHERE ${time} < ? ORDER BY ${time} LIMIT ?)`,
-      )
-      let total = 0
-      for (;;) {
-        if (closed) break
-        let n: number
-        try {
-          n = del.run(cutoff, chunk).changes
-        } catch (cause) {
-          throw wrapError(`retention of ${table} failed`, cause)
-        }
-        total += n
-        if (n > 0) checkpointer?.notify()
-        if (key === 'packets' && n > 0) w.forgetIds()
-        if (n < chunk) break
-        await tick()
-      }
-      if (total > 0) deleted[key] = total
-      await tick()
-    }
-    let vacuumedPages = 0
-    if (
-      retention?.incrementalVacuum &&
-      !closed &&
-      Number(db.pragma('auto_vacuum', { simple: true })) === 2
-    ) {
-      for (;;) {
-        const free = Number(db.pragma('freelist_count', { simple: true }))
-        if (free === 0 || closed) break
-        const step = Math.min(free, 2000)
-        db.pragma(`incremental_vacuum(${step})`)
-        vacuumedPages += step
-        await tick()
-      }
-    }
-    return { deleted, vacuumedPages, durationMs: performance.now() - started }
   }
 
   function schedule(): void {
@@ -491,11 +416,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async init() {
       if (closed) throw new SqliteStoreError('STORE_CLOSED', 'the store is closed')
       ready()
+      // The writer thread opens its connection now, so a file it cannot open fails here.
+      if (thread) await thread.call({ type: 'flush' })
       schedule()
     },
 
     async writeBatch(batch: WriteBatch) {
-      const w = write()
+      writable()
       if (
         !batch ||
         !Array.isArray(batch.packets) ||
@@ -507,8 +434,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           'a batch needs packets, receptions and undecoded arrays',
         )
       }
-      const state = stateFlushMs === 0 || performance.now() - lastStateWrite >= stateFlushMs
-      transaction(w, 'writing a batch', state, () => w.writeBatch(batch))
+      if (thread) await thread.call({ type: 'batch', batch })
+      else engine?.writeBatch(batch)
     },
 
     async getPacket(key) {
@@ -523,8 +450,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return read().counts()
     },
 
-    listNodes: async (q) => fresh().listNodes(q),
-    getNode: async (n) => fresh().getNode(n),
+    listNodes: async (q) => (await fresh()).listNodes(q),
+    getNode: async (n) => (await fresh()).getNode(n),
     listPositions: async (q) => read().listPositions(q),
     listTelemetry: async (q) => read().listTelemetry(q),
     listMessages: async (q) => read().listMessages(q),
@@ -532,10 +459,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     listReceptions: async (q) => read().listReceptions(q),
     listTraceroutes: async (q) => read().listTraceroutes(q),
     gatewayStats: async (q) => read().gatewayStats(q),
-    links: async (q) => fresh().links(q),
+    links: async (q) => (await fresh()).links(q),
 
     async redecrypt(decode, opts = {}) {
-      const w = write()
+      writable()
       if (typeof decode !== 'function') {
         throw new SqliteStoreError(
           'INVALID_OPTIONS',
@@ -548,7 +475,6 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
          FROM undecoded u JOIN packets p ON p.id = u.packet_ref
          WHERE u.id > ? ORDER BY u.id LIMIT ?`,
       )
-      const drop = db.prepare('DELETE FROM undecoded WHERE packet_ref = ?')
       const result: RedecryptResult = { scanned: 0, decoded: 0, failed: 0 }
       let last = 0
       for (;;) {
@@ -562,7 +488,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           key: string
         }[]
         if (rows.length === 0) break
-        const found: { ref: number; key: string; packet: DecodedPacket; receivedAt: number }[] = []
+        const found: Recovered[] = []
         for (const row of rows) {
           last = row.id
           result.scanned++
@@ -603,12 +529,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           else result.failed++
         }
         if (found.length > 0) {
-          transaction(w, 'storing re-decrypted packets', true, () => {
-            for (const f of found) {
-              w.writePacket({ key: f.key, packet: f.packet, receivedAt: f.receivedAt })
-              drop.run(f.ref)
-            }
-          })
+          if (thread) await thread.call({ type: 'recovered', found })
+          else engine?.storeRecovered(found)
           result.decoded += found.length
         }
         await tick()
@@ -618,9 +540,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     runRetention() {
       if (retentionRun) return retentionRun
-      const run = (async () => {
+      const run = (async (): Promise<RetentionResult> => {
         if (!retention) return { deleted: {}, vacuumedPages: 0, durationMs: 0 }
-        return pruneAll()
+        writable()
+        if (thread) return (await thread.call({ type: 'prune', now: now() })) as RetentionResult
+        return (engine as WriteEngine).prune(now())
       })()
       retentionRun = run.finally(() => {
         retentionRun = undefined
@@ -634,7 +558,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     checkpointStats() {
-      return checkpointer?.stats() ?? { running: false, runs: 0, frames: 0, busy: 0 }
+      if (thread) return thread.checkpointStats()
+      return engine?.checkpointStats() ?? { running: false, runs: 0, frames: 0, busy: 0 }
     },
 
     async close() {
@@ -642,14 +567,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       closed = true
       if (timer) clearTimeout(timer)
       timer = undefined
-      if (stateTimer) clearTimeout(stateTimer)
-      stateTimer = undefined
       if (retentionRun) await retentionRun.catch(() => undefined)
       try {
-        writePendingState()
+        // Pending state is written, and the writer's connection closes before this one.
+        await engine?.close()
+        await thread?.close()
       } finally {
-        // The worker's connection goes first: the last connection to close removes the WAL.
-        await checkpointer?.close()
         if (owned && db.open) db.close()
       }
     },

@@ -26,7 +26,10 @@ async function feed(ingest: Ingest, messages: RawMessage[]): Promise<void> {
   }
 }
 
-describe('a realistic stream through createIngest into SQLite', () => {
+describe.each([
+  ['on the pipeline thread', false],
+  ['on a writer thread', true],
+])('a realistic stream through createIngest into SQLite, written %s', (_, writerThread) => {
   it('stores every distinct packet once and every copy as a reception', async () => {
     const records = [
       ...workload({ packets: 6000, nodes: 400, gateways: 40, secretShare: 0.05, seed: 17 }),
@@ -38,7 +41,7 @@ describe('a realistic stream through createIngest into SQLite', () => {
     )
     expect(messages.length).toBeGreaterThan(12_000)
     const file = tmpFile()
-    const sqlite = createSqliteStore({ path: file })
+    const sqlite = createSqliteStore({ path: file, writerThread })
     const memory = createMemoryStore()
     const runs = [sqlite, memory].map((store) =>
       createIngest({
@@ -102,7 +105,7 @@ describe('a realistic stream through createIngest into SQLite', () => {
       receptions: messages.length,
       undecoded: undecoded.length,
     }
-    const again = createSqliteStore({ path: file })
+    const again = createSqliteStore({ path: file, writerThread })
     const replay = createIngest({ store: again, rateLimit: false })
     await replay.start()
     await feed(replay, messages)
@@ -112,7 +115,7 @@ describe('a realistic stream through createIngest into SQLite', () => {
     expect(await reopened.counts()).toEqual(expected)
     // …but with the missing key it recovers the undecoded packets through the normal path.
     const keyed = createIngest({
-      store: createSqliteStore({ path: file }),
+      store: createSqliteStore({ path: file, writerThread }),
       rateLimit: false,
       keys: [SECRET_CHANNEL],
     })
