@@ -21,64 +21,83 @@ afterAll(async () => {
 })
 
 describe('meshtap ingest', () => {
-  it('stores every packet once and every copy as a reception, then prints the final counters', async () => {
-    const db = join(dir, 'mesh.db')
-    const root = `msh/test${Math.random().toString(16).slice(2, 8)}`
-    const sim = createMeshSimulator({ seed: 5, root, nodes: 20, gateways: 4 })
-    const messages = sim.take(400)
-    const packets = new Set(messages.map((m) => m.packetKey)).size
-    const o = captureIo()
-    const run = runIngest(
-      [
-        '--url',
-        broker.url,
-        '--topic',
-        `${root}/#`,
-        '--db',
-        db,
-        '--idle-exit-ms',
-        '600',
-        '--no-rate-limit',
-      ],
-      o.io,
-    )
-    await new Promise((r) => setTimeout(r, 300))
-    const pub = await connectAsync(broker.url)
-    for (const m of messages) await pub.publishAsync(m.topic, Buffer.from(m.payload), { qos: 1 })
-    await pub.endAsync()
-    expect(await run).toBe(0)
-    const summary = JSON.parse(o.out().trim())
-    expect(Object.keys(summary)).toEqual([
-      'received',
-      'decoded',
-      'failed',
-      'packets',
-      'receptions',
-      'duplicates',
-      'rateLimited',
-      'dropped',
-      'written',
-    ])
-    expect(summary).toMatchObject({
-      received: messages.length,
-      packets,
-      receptions: messages.length,
-      dropped: 0,
-      written: messages.length,
-    })
-    expect(summary.duplicates).toBe(messages.length - packets)
-    const store = createSqliteStore({ path: db })
-    await store.init?.()
-    const counts = await store.counts()
-    await store.close?.()
-    expect(counts.packets + counts.undecoded).toBe(packets)
-    expect(counts.receptions).toBe(messages.length)
-    expect(o.err()).toMatch(/connected to mqtt:\/\/127\.0\.0\.1/)
-  })
+  it.each([
+    ['', []],
+    [' (--writer-thread)', ['--writer-thread']],
+  ])(
+    'stores every packet once and every copy as a reception, then prints the final counters%s',
+    async (_, extra) => {
+      const db = join(dir, `mesh${extra.length}.db`)
+      const root = `msh/test${Math.random().toString(16).slice(2, 8)}`
+      const sim = createMeshSimulator({ seed: 5, root, nodes: 20, gateways: 4 })
+      const messages = sim.take(400)
+      const packets = new Set(messages.map((m) => m.packetKey)).size
+      const o = captureIo()
+      const run = runIngest(
+        [
+          '--url',
+          broker.url,
+          '--topic',
+          `${root}/#`,
+          '--db',
+          db,
+          '--idle-exit-ms',
+          '600',
+          '--no-rate-limit',
+          ...extra,
+        ],
+        o.io,
+      )
+      await new Promise((r) => setTimeout(r, 300))
+      const pub = await connectAsync(broker.url)
+      for (const m of messages) await pub.publishAsync(m.topic, Buffer.from(m.payload), { qos: 1 })
+      await pub.endAsync()
+      expect(await run).toBe(0)
+      const summary = JSON.parse(o.out().trim())
+      expect(Object.keys(summary)).toEqual([
+        'received',
+        'decoded',
+        'failed',
+        'packets',
+        'receptions',
+        'duplicates',
+        'rateLimited',
+        'dropped',
+        'written',
+      ])
+      expect(summary).toMatchObject({
+        received: messages.length,
+        packets,
+        receptions: messages.length,
+        dropped: 0,
+        written: messages.length,
+      })
+      expect(summary.duplicates).toBe(messages.length - packets)
+      const store = createSqliteStore({ path: db })
+      await store.init?.()
+      const counts = await store.counts()
+      await store.close?.()
+      expect(counts.packets + counts.undecoded).toBe(packets)
+      expect(counts.receptions).toBe(messages.length)
+      expect(o.err()).toMatch(/connected to mqtt:\/\/127\.0\.0\.1/)
+    },
+  )
 
   it('exits 2 with a clear message on bad usage', async () => {
     const o = captureIo()
     expect(await runIngest(['--url', broker.url, '--topic', 'msh/#'], o.io)).toBe(2)
     expect(o.err()).toMatch(/exactly one of --db .* or --pg/)
+    const p = captureIo()
+    const args = [
+      '--url',
+      broker.url,
+      '--topic',
+      'msh/#',
+      '--pg',
+      'postgres://x',
+      '--writer-thread',
+    ]
+    expect(await runIngest(args, p.io)).toBe(2)
+    expect(p.err()).toMatch(/--writer-thread is for a SQLite file \(--db\)/)
   })
 })
