@@ -18,6 +18,9 @@ import {
 } from './lib/report.js'
 import { median, type Spread, spread } from './lib/timing.js'
 
+/** `INGEST_BENCH_WRITER_THREAD=1`: the SQLite rounds write through the store's writer thread. */
+const WRITER_THREAD = process.env.INGEST_BENCH_WRITER_THREAD === '1'
+
 const CHILD = fileURLToPath(new URL('./lib/ingest-child.ts', import.meta.url))
 const BROKER_HOST = '127.0.0.1'
 const BROKER_PORT = 1883
@@ -523,7 +526,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
           ...(sqliteRounds.length > 0
             ? [
                 [
-                  `meshtap pipeline → SQLite file (${sqliteRounds.length} rounds)`,
+                  `meshtap pipeline → SQLite file${WRITER_THREAD ? ', writer thread' : ''} (${sqliteRounds.length} rounds)`,
                   `**${formatRate(spread(sqliteRounds.map((x) => x.rate)).median)}**`,
                   formatRange(spread(sqliteRounds.map((x) => x.rate))),
                   lossCell(sqliteRounds),
@@ -637,7 +640,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
           return { ok, text: `round ${i + 1}: ${detail.join('; ')}` }
         })
         what.push(
-          `**Broker path into SQLite**: the same subscriber process with \`createSqliteStore({ path })\` (\`@meshtap/sqlite-store\`, a file in a fresh temp dir per round, the store's defaults: WAL, \`synchronous = NORMAL\`, …) instead of the memory store, and \`batch: { maxRecords: 5000 }\` (as the store's author recommends; otherwise the same ingest options). Run in the first ${sqliteRounds.length} rounds, between the other two contenders (A S B, B S A, …), so its ratio is to the bare subscriber of the same run. After \`ingest.stop()\` the subscriber checks the file with \`store.counts()\`, \`getReceptions\` for every published packet key, and SQL on the file.`,
+          `**Broker path into SQLite**: the same subscriber process with \`createSqliteStore({ path${WRITER_THREAD ? ', writerThread: true' : ''} })\` (\`@meshtap/sqlite-store\`, a file in a fresh temp dir per round, the store's defaults: WAL, \`synchronous = NORMAL\`, …${WRITER_THREAD ? '; set by `INGEST_BENCH_WRITER_THREAD=1`: the writes on a second thread' : ''}) instead of the memory store, and \`batch: { maxRecords: 5000 }\` (as the store's author recommends; otherwise the same ingest options). Run in the first ${sqliteRounds.length} rounds, between the other two contenders (A S B, B S A, …), so its ratio is to the bare subscriber of the same run. After \`ingest.stop()\` the subscriber checks the file with \`store.counts()\`, \`getReceptions\` for every published packet key, and SQL on the file.`,
         )
         notes.push(
           `Broker path into SQLite: SQLite/bare = ${formatPercent(sRatio)} (ratio of medians; paired rounds ${formatPercent(sPaired.median)} [${formatPercent(sPaired.min)}..${formatPercent(sPaired.max)}]); SQLite/memory ${formatPercent(sVsMemory)} (same rounds). Aim: ≥ 75 % of the bare subscriber: **${sRatio >= 0.75 ? 'met' : 'not met'}**. Count checks (\`store.counts()\` after \`ingest.stop()\`): ${countChecks.every((c) => c.ok) ? 'all consistent' : `**${countChecks.filter((c) => !c.ok).length} of ${countChecks.length} rounds inconsistent**`}: ${countChecks.map((c) => c.text).join('. ')}.`,

@@ -516,7 +516,9 @@ async function subscribe(job: SubscribeJob): Promise<ChildOut> {
   const dir = sqlite ? mkdtempSync(join(tmpdir(), 'meshtap-ingest-bench-')) : undefined
   const path = dir === undefined ? '' : join(dir, 'meshtap.db')
   const memory = sqlite ? undefined : createMemoryStore()
-  const file = sqlite ? createSqliteStore({ path }) : undefined
+  const file = sqlite
+    ? createSqliteStore({ path, writerThread: process.env.INGEST_BENCH_WRITER_THREAD === '1' })
+    : undefined
   const ingest = createIngest({
     sources: [counter.wrap(source, job.latency)],
     store: (file ?? memory)!,
