@@ -5,9 +5,11 @@
 // It uses pnpm 12.4.2 through npx (no global install), and points native builds (better-sqlite3)
 // at this Node's own headers, so nothing is downloaded from outside the npm registry.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
+const root = dirname(dirname(fileURLToPath(import.meta.url)))
 const what = process.argv[2]
 const rest = process.argv.slice(3)
 if (what !== 'start' && what !== 'test') {
@@ -28,14 +30,26 @@ const pnpm = (...args) => {
 }
 pnpm('install', '--frozen-lockfile')
 
+/**
+ * The main job. `start` runs what the root `pnpm start` script runs (the reference server's start
+ * script with the flags after its `--`), without pnpm in between: pnpm reports a stop by signal as
+ * a failed command (`ELIFECYCLE`), which is not what a clean Ctrl-C is.
+ */
+function mainJob() {
+  if (what === 'test') return ['npx', [...PNPM, 'check', ...rest], {}]
+  const script = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts?.start ?? ''
+  const m = /^pnpm --filter @meshtap\/reference-server start -- (.*)$/.exec(script)
+  if (!m) return ['npx', [...PNPM, 'start', ...rest], {}]
+  const server = join(root, 'examples/reference-server')
+  const args = [join(server, 'scripts/start.mjs'), ...m[1].split(/\s+/), ...rest]
+  return [process.execPath, args, { cwd: server }]
+}
+
 // The main job runs in a process group of its own, and SIGINT/SIGTERM sent to this script go to
 // the whole group (as Ctrl-C in a terminal would): stopping `run.mjs` stops the server it started,
 // which drains and flushes, instead of leaving it running without a parent.
-const child = spawn('npx', [...PNPM, what === 'test' ? 'check' : 'start', ...rest], {
-  stdio: 'inherit',
-  env,
-  detached: true,
-})
+const [command, args, options] = mainJob()
+const child = spawn(command, args, { stdio: 'inherit', env, detached: true, ...options })
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     try {
