@@ -8,8 +8,9 @@
  * - `SCHEMA_TOO_NEW`: the file was written by a newer version of this package;
  * - `SCHEMA_TOO_OLD`: a read-only store opened a file no writer has migrated yet;
  * - `READ_ONLY`: a write through a read-only store;
- * - `WRITER_THREAD_EXITED`: the writer thread (`writerThread`) stopped or could not start; transient:
- *   the next write starts a new one.
+ * - `WRITER_THREAD_EXITED`: the writer thread (`writerThread`) stopped; transient: the next write
+ *   starts a new one;
+ * - `WRITER_THREAD_FAILED`: the writer thread could not start (not transient).
  *
  * @example
  * if (e instanceof SqliteStoreError && e.code === 'SQLITE_FULL') freeSomeSpace()
@@ -23,6 +24,7 @@ export type SqliteStoreErrorCode =
   | 'SCHEMA_TOO_OLD'
   | 'READ_ONLY'
   | 'WRITER_THREAD_EXITED'
+  | 'WRITER_THREAD_FAILED'
   | (string & {})
 
 const TRANSIENT = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN)|WRITER_THREAD_EXITED)/

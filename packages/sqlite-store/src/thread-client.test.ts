@@ -56,6 +56,22 @@ describe('the writer thread', () => {
     await store.close()
   })
 
+  it('says so, not transient, when the thread cannot even start', async () => {
+    const thread = startWriterThread(
+      { file: tmpFile(), pragmas: [], engine: { stateFlushMs: 1000, checkpointMs: false } },
+      () => ({ url: new URL('file:///nonexistent-meshtap-dir/writer-thread.js') }),
+    )
+    const error = await thread.call({ type: 'flush' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toMatchObject({ code: 'WRITER_THREAD_FAILED', transient: false })
+    expect((error as Error).message).toMatch(
+      /could not start the writer thread \(exit code 1: Cannot find module .*\); pass writerThread: false/,
+    )
+    await thread.close()
+  })
+
   it('reports a file it cannot open on the first call', async () => {
     const thread = startWriterThread({
       file: '/nonexistent-meshtap-dir/mesh.db',

@@ -49,8 +49,14 @@ interface Live {
   ready: Promise<void>
 }
 
-/** Starts the writer thread on a configured, migrated file. @internal */
-export function startWriterThread(setup: ThreadSetup): WriterThread {
+/**
+ * Starts the writer thread on a configured, migrated file (`where`: another entry, for tests).
+ * @internal
+ */
+export function startWriterThread(
+  setup: ThreadSetup,
+  where: () => { url: URL; execArgv?: string[] } = entry,
+): WriterThread {
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   let nextId = 1
   let live: Live | undefined
@@ -71,19 +77,26 @@ export function startWriterThread(setup: ThreadSetup): WriterThread {
   }
 
   function start(): Live {
-    const { url, execArgv } = entry()
+    const { url, execArgv } = where()
     let worker: Worker
     try {
       worker = new Worker(url, { workerData: setup, ...(execArgv ? { execArgv } : {}) })
     } catch (e) {
       throw new SqliteStoreError(
-        'WRITER_THREAD_EXITED',
+        'WRITER_THREAD_FAILED',
         `could not start the writer thread (${(e as Error).message}); pass writerThread: false to write on the calling thread`,
       )
     }
     let lastError: string | undefined
+    let started = false
     const ready = new Promise<void>((resolve, reject) => {
-      waiting.set(0, { resolve: () => resolve(), reject })
+      waiting.set(0, {
+        resolve: () => {
+          started = true
+          resolve()
+        },
+        reject,
+      })
     })
     // Nobody may be waiting on it yet: an unhandled failure here is reported by the first call.
     ready.catch(() => undefined)
@@ -93,10 +106,18 @@ export function startWriterThread(setup: ThreadSetup): WriterThread {
     })
     worker.on('exit', (code) => {
       if (live?.worker === worker) live = undefined
-      const error = new SqliteStoreError(
-        'WRITER_THREAD_EXITED',
-        `the writer thread stopped (exit code ${code}${lastError ? `: ${lastError}` : ''}) before it answered; the next write starts a new one`,
-      )
+      const why = `exit code ${code}${lastError ? `: ${lastError}` : ''}`
+      // A thread that never came up will not come up on the next try either (its code is missing,
+      // say): not transient, or a pipeline would retry it forever.
+      const error = started
+        ? new SqliteStoreError(
+            'WRITER_THREAD_EXITED',
+            `the writer thread stopped (${why}) before it answered; the next write starts a new one`,
+          )
+        : new SqliteStoreError(
+            'WRITER_THREAD_FAILED',
+            `could not start the writer thread (${why}); pass writerThread: false to write on the calling thread`,
+          )
       for (const w of waiting.values()) w.reject(error)
       waiting.clear()
     })
