@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { batches, workload } from '@meshtap/core/testing'
 import type { WriteBatch } from '@meshtap/protocol'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { tmpFile } from '../test/helpers.js'
+import { runChild, tmpFile } from '../test/helpers.js'
 import { startCheckpointer } from './checkpointer.js'
 import { createSqliteStore, type SqliteStore } from './sqlite-store.js'
 
@@ -141,16 +138,7 @@ describe('background checkpoints (backgroundCheckpointMs)', () => {
     // A program whose last task is `await store.close()`: Node must not exit while the worker
     // stops, or the store never closes its file and the line after close() never runs.
     const file = tmpFile()
-    const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-    const tsx = resolve(pkg, '../../node_modules/.bin/tsx')
-    const out = await new Promise<string>((done, fail) =>
-      execFile(
-        tsx,
-        ['--conditions=@meshtap/source', 'test/close-child.ts', file],
-        { cwd: pkg },
-        (err, stdout) => (err ? fail(err) : done(stdout)),
-      ),
-    )
+    const out = await runChild('close-child.ts', [file])
     expect(JSON.parse(out.trim())).toEqual({ closed: true })
     expect(existsSync(`${file}-wal`)).toBe(false)
   }, 30_000)

@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process'
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   batches,
   describeRedecryptConformance,
@@ -12,7 +9,7 @@ import {
 import type { WriteBatch } from '@meshtap/protocol'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { tmpFile } from '../test/helpers.js'
+import { runChild, tmpFile } from '../test/helpers.js'
 import { SqliteStoreError } from './errors.js'
 import { createSqliteStore } from './sqlite-store.js'
 
@@ -176,16 +173,7 @@ describe('createSqliteStore({ writerThread: true })', () => {
 
   it('lets a program exit that never closes the store, with every awaited batch on disk', async () => {
     const file = tmpFile()
-    const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-    const tsx = resolve(pkg, '../../node_modules/.bin/tsx')
-    const out = await new Promise<string>((done, fail) =>
-      execFile(
-        tsx,
-        ['--conditions=@meshtap/source', 'test/thread-child.ts', file],
-        { cwd: pkg, timeout: 25_000 },
-        (err, stdout) => (err ? fail(err) : done(stdout)),
-      ),
-    )
+    const out = await runChild('thread-child.ts', [file])
     const { receptions } = JSON.parse(out.trim()) as { receptions: number }
     const reopened = createSqliteStore({ path: file, readonly: true })
     expect((await reopened.counts()).receptions).toBe(receptions)

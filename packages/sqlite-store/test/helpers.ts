@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
 
 const dirs: string[] = []
@@ -15,3 +17,20 @@ export function tmpFile(name = 'mesh.db'): string {
 afterAll(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
+
+/**
+ * Runs a program of this package's `test/` directory under tsx (sources, as the tests see them)
+ * with `args`; resolves to what it printed, fails if it exits with an error or outlives `timeoutMs`.
+ */
+export function runChild(script: string, args: string[], timeoutMs = 25_000): Promise<string> {
+  const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+  const tsx = resolve(pkg, '../../node_modules/.bin/tsx')
+  return new Promise<string>((done, fail) =>
+    execFile(
+      tsx,
+      ['--conditions=@meshtap/source', `test/${script}`, ...args],
+      { cwd: pkg, timeout: timeoutMs },
+      (err, stdout) => (err ? fail(err) : done(stdout)),
+    ),
+  )
+}
