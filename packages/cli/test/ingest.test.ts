@@ -48,7 +48,12 @@ describe('meshtap ingest', () => {
         ],
         o.io,
       )
-      await new Promise((r) => setTimeout(r, 300))
+      // Publish once the collector is subscribed (it says so after the broker's SUBACK): with
+      // --writer-thread it starts its thread before it connects, which takes a while on a busy machine.
+      const until = Date.now() + 10_000
+      while (!/connected to mqtt:/.test(o.err()) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20))
+      }
       const pub = await connectAsync(broker.url)
       for (const m of messages) await pub.publishAsync(m.topic, Buffer.from(m.payload), { qos: 1 })
       await pub.endAsync()
