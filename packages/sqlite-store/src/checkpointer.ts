@@ -14,6 +14,7 @@
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { awaitExit } from './worker-stop.js'
 
 /**
  * What the background checkpointer did ({@link SqliteStore.checkpointStats}).
@@ -32,6 +33,11 @@ export interface CheckpointStats {
   busy: number
   /** Why the worker stopped or did not start, if it failed; the writer then checkpoints alone. */
   error?: string
+}
+
+/** The stats of a store without a checkpoint worker (or before its thread has answered). @internal */
+export function noCheckpoints(): CheckpointStats {
+  return { running: false, runs: 0, frames: 0, busy: 0 }
 }
 
 /** The main thread's handle on the worker. @internal */
@@ -148,20 +154,14 @@ export function startCheckpointer(file: string, intervalMs: number): Checkpointe
     async close() {
       const w = worker
       if (w === undefined) return
-      // Referenced while it stops: an unreferenced worker is no reason for Node to wait, and a
-      // program whose last task is this close() could exit before the store closed its file.
-      w.ref()
       Atomics.store(a, STOP, 1)
       // Counted as a commit too: a worker that has not reached its wait yet will not block in it.
       Atomics.add(a, COMMITS, 1)
       Atomics.notify(a, COMMITS)
       Atomics.notify(a, STOP)
-      let timeout: ReturnType<typeof setTimeout> | undefined
-      const late = new Promise<'late'>((done) => {
-        timeout = setTimeout(() => done('late'), 5000)
-      })
-      if ((await Promise.race([exited, late])) === 'late') await w.terminate()
-      if (timeout) clearTimeout(timeout)
+      // Referenced until it ends: a program whose last task is this close() must not exit before
+      // the store closed its file.
+      await awaitExit(w, exited)
     },
   }
 }

@@ -6,7 +6,12 @@
  * @module
  */
 import type { DecodedPacket, WriteBatch } from '@meshtap/protocol'
-import { type Checkpointer, type CheckpointStats, startCheckpointer } from './checkpointer.js'
+import {
+  type Checkpointer,
+  type CheckpointStats,
+  noCheckpoints,
+  startCheckpointer,
+} from './checkpointer.js'
 import type { SqliteDatabase } from './database.js'
 import { SqliteStoreError, wrapError } from './errors.js'
 import type { RetentionOptions, RetentionResult, RetentionTable } from './sqlite-store.js'
@@ -31,7 +36,8 @@ const RETENTION_TABLES: readonly (readonly [RetentionTable, string, string, stri
   ['packets', 'packets', 'received_at', 'id'],
 ]
 
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
+/** Lets the event loop run (between chunks of long work). @internal */
+export const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** A packet re-decryption recovered: its row, key and decoded content. @internal */
 export interface Recovered {
@@ -233,7 +239,7 @@ export function createWriteEngine(db: SqliteDatabase, options: EngineOptions): W
     },
 
     checkpointStats() {
-      return checkpointer?.stats() ?? { running: false, runs: 0, frames: 0, busy: 0 }
+      return checkpointer?.stats() ?? noCheckpoints()
     },
 
     async close() {

@@ -16,12 +16,13 @@ import type {
 } from '@meshtap/protocol'
 import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
 import BetterSqlite3 from 'better-sqlite3'
-import type { CheckpointStats } from './checkpointer.js'
+import { type CheckpointStats, noCheckpoints } from './checkpointer.js'
 import type { SqliteDatabase } from './database.js'
 import {
   createWriteEngine,
   type EngineOptions,
   type Recovered,
+  tick,
   type WriteEngine,
 } from './engine.js'
 import { SqliteStoreError, wrapError } from './errors.js'
@@ -29,8 +30,6 @@ import { migrate, SCHEMA_VERSION, schemaVersion } from './migrations.js'
 import { createReader, type Reader } from './reader.js'
 import { startWriterThread, type WriterThread } from './thread-client.js'
 import { createWriter } from './writer.js'
-
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /**
  * The tables retention prunes, each by its own window:
@@ -559,7 +558,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     checkpointStats() {
       if (thread) return thread.checkpointStats()
-      return engine?.checkpointStats() ?? { running: false, runs: 0, frames: 0, busy: 0 }
+      return engine?.checkpointStats() ?? noCheckpoints()
     },
 
     async close() {

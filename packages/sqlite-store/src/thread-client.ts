@@ -8,9 +8,10 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import type { CheckpointStats } from './checkpointer.js'
+import { type CheckpointStats, noCheckpoints } from './checkpointer.js'
 import { SqliteStoreError } from './errors.js'
 import type { ThreadReply, ThreadRequest, ThreadSetup } from './thread-protocol.js'
+import { awaitExit } from './worker-stop.js'
 
 type Request = ThreadRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never
 
@@ -61,7 +62,7 @@ export function startWriterThread(
   let nextId = 1
   let live: Live | undefined
   let pending = false
-  let checkpoint: CheckpointStats = { running: false, runs: 0, frames: 0, busy: 0 }
+  let checkpoint: CheckpointStats = noCheckpoints()
   let closing = false
 
   function settle(r: ThreadReply): void {
@@ -183,13 +184,7 @@ export function startWriterThread(
         await call({ type: 'close' })
       } finally {
         closing = true
-        l.worker.ref()
-        let timeout: ReturnType<typeof setTimeout> | undefined
-        const late = new Promise<'late'>((done) => {
-          timeout = setTimeout(() => done('late'), 5000)
-        })
-        if ((await Promise.race([exited, late])) === 'late') await l.worker.terminate()
-        if (timeout) clearTimeout(timeout)
+        await awaitExit(l.worker, exited)
       }
     },
   }
