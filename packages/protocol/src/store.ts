@@ -83,7 +83,9 @@ export interface StoreCounts {
  *   per packet key and gateway, undecoded packets per key and gateway).
  * - A reception is attached to its packet even when the packet was written in an earlier batch, and
  *   kept (not lost) when its packet is not stored.
- * - Batches are written in call order; the caller awaits one before starting the next.
+ * - Batches are written in call order. The caller awaits one before starting the next, unless the
+ *   store declares a {@link Store.writeConcurrency} above 1: then it may hand over that many at once,
+ *   and the store commits and settles them in call order.
  * - After `close` resolves, writes reject; `close` twice is harmless. The store closes what it
  *   opened, never a client it was given.
  */
@@ -92,6 +94,14 @@ export interface Store {
   /** Prepares the store (migrations, statements). Called once before the first write. */
   init?(): Promise<void>
   writeBatch(batch: WriteBatch): Promise<void>
+  /**
+   * How many `writeBatch` calls the store accepts before the first of them settles (default 1). A
+   * store that declares more commits the batches in call order and settles their promises in that
+   * order, so a pipeline can build and hand over the next batch while the store commits the last
+   * one (a store that commits on another thread or machine). A batch that fails does not stop the
+   * ones handed over after it: they may commit first.
+   */
+  readonly writeConcurrency?: number
   /**
    * The same as `writeBatch`, for stores that commit synchronously (an embedded database). When a
    * store has it, the pipeline writes full batches at once, even while a broker is handing over a

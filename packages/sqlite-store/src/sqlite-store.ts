@@ -148,7 +148,9 @@ export interface SqliteStoreOptions {
    * retention and re-decrypted packets are committed there, while this thread (the pipeline, the
    * reads) goes on. `writeBatch` resolves when the thread has committed the batch. It frees the
    * event loop from commits and checkpoints and lets a collector use a second core; each batch is
-   * copied to the thread (structured clone), which costs this thread a little per record. Needs a
+   * copied to the thread (structured clone), which costs this thread a little per record. The store
+   * then declares `writeConcurrency: 2`: an ingest hands over the next batch while the thread
+   * commits the last one, so building batches and committing them overlap. Needs a
    * database file (a `path`, or a file-backed `database`), not for `readonly` stores.
    * @default false
    */
@@ -408,6 +410,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   const store: SqliteStore = {
     name,
+    // The thread commits its requests one after another, in the order they were posted: a pipeline
+    // may post the next batch while it commits this one.
+    writeConcurrency: threaded ? 2 : 1,
     get database() {
       return db
     },

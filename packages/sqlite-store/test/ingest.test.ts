@@ -42,6 +42,20 @@ describe.each([
     expect(messages.length).toBeGreaterThan(12_000)
     const file = tmpFile()
     const sqlite = createSqliteStore({ path: file, writerThread })
+    expect(sqlite.writeConcurrency).toBe(writerThread ? 2 : 1)
+    // How many batches the pipeline hands the store at once: the thread takes the next while it
+    // commits the last.
+    const write = sqlite.writeBatch.bind(sqlite)
+    let writes = 0
+    let mostWrites = 0
+    sqlite.writeBatch = async (batch) => {
+      mostWrites = Math.max(mostWrites, ++writes)
+      try {
+        await write(batch)
+      } finally {
+        writes--
+      }
+    }
     const memory = createMemoryStore()
     const runs = [sqlite, memory].map((store) =>
       createIngest({
@@ -60,6 +74,7 @@ describe.each([
     }
     for (const ingest of runs) await ingest.stop()
     const metrics = runs[0]?.metrics().counters
+    expect(mostWrites).toBe(writerThread ? 2 : 1)
     expect(metrics?.dropped).toBe(0)
     expect(metrics?.writeErrors).toBe(0)
 

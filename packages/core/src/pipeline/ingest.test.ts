@@ -706,3 +706,153 @@ describe('Ingest as a LiveSource', () => {
     expect(live.cache.list()).toEqual([])
   })
 })
+
+/**
+ * A memory store that declares `writeConcurrency` and holds each write until the test settles it
+ * (in any order), recording how many writes it had at once.
+ */
+function overlappingStore(writeConcurrency: number | undefined) {
+  const inner = createMemoryStore()
+  const held: { batch: WriteBatch; settle: (error?: Error) => void }[] = []
+  let now = 0
+  let most = 0
+  const store: Store = {
+    ...inner,
+    writeBatchSync: undefined,
+    name: 'overlapping',
+    ...(writeConcurrency !== undefined ? { writeConcurrency } : {}),
+    writeBatch(batch) {
+      now++
+      most = Math.max(most, now)
+      return new Promise<void>((resolve, reject) => {
+        held.push({
+          batch,
+          settle(error) {
+            now--
+            if (error) reject(error)
+            else inner.writeBatch(batch).then(resolve, reject)
+          },
+        })
+      })
+    },
+  }
+  return {
+    store,
+    inner,
+    held,
+    get most() {
+      return most
+    },
+  }
+}
+
+/** Resolves once `check` holds (polling the event loop). */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setTimeout(r, 1))
+  expect(check()).toBe(true)
+}
+
+describe('createIngest with a store that takes several batches at once', () => {
+  const batchOf = (n: number, from: number) =>
+    Array.from({ length: n }, (_, i) => msg({ from, id: i + 1 }))
+
+  it('hands over the next batch before the last one is committed, and settles them in order', async () => {
+    const s = overlappingStore(2)
+    const ingest = createIngest({
+      store: s.store,
+      rateLimit: false,
+      batch: { maxRecords: 10, maxDelayMs: 1 },
+    })
+    const flushed: number[] = []
+    ingest.on('flush', (f) => flushed.push(f.packets))
+    await ingest.start()
+    const acked: number[] = []
+    // Three full batches: the first two go to the store at once, the third waits for a free slot.
+    for (const [b, from] of [
+      [0, 0x10],
+      [1, 0x20],
+      [2, 0x30],
+    ] as const) {
+      for (const m of batchOf(10, from)) ingest.push(m, () => acked.push(b))
+    }
+    await until(() => s.held.length === 2)
+    expect(s.most).toBe(2)
+    // The store answers the second batch first: nothing of it is acknowledged before the first.
+    s.held[1]?.settle()
+    await new Promise((r) => setTimeout(r, 5))
+    expect(acked).toEqual([])
+    expect(s.held).toHaveLength(2) // the third batch still waits for a free slot
+    s.held[0]?.settle()
+    await until(() => s.held.length === 3)
+    expect(acked).toEqual([...Array(10).fill(0), ...Array(10).fill(1)])
+    s.held[2]?.settle()
+    await ingest.stop()
+    expect(acked).toHaveLength(30)
+    expect(acked.slice(20)).toEqual(Array(10).fill(2))
+    expect(flushed).toEqual([10, 10, 10])
+    expect(s.most).toBe(2)
+    expect(await s.inner.counts()).toEqual({ packets: 30, receptions: 30, undecoded: 0 })
+  })
+
+  it('retries a batch that failed after the one handed over behind it committed, and loses nothing', async () => {
+    const s = overlappingStore(2)
+    const ingest = createIngest({
+      store: s.store,
+      rateLimit: false,
+      batch: { maxRecords: 10, maxDelayMs: 1, retryInitialDelayMs: 1 },
+    })
+    const errors: string[] = []
+    ingest.on('error', (e) => errors.push(`${e.code}:${e.transient}`))
+    await ingest.start()
+    let acked = 0
+    for (const m of [...batchOf(10, 0x10), ...batchOf(10, 0x20)]) ingest.push(m, () => acked++)
+    // The copies of the first batch's packets, heard by another gateway, in a third batch.
+    for (let id = 1; id <= 10; id++) ingest.push(msg({ from: 0x10, id }, 2), () => acked++)
+    await until(() => s.held.length === 2)
+    s.held[0]?.settle(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }))
+    s.held[1]?.settle()
+    // Settled in order: the retry of the first batch goes out before the third batch.
+    await until(() => s.held.length === 3)
+    expect(s.held[2]?.batch.packets.map((p) => p.key)).toEqual(
+      s.held[0]?.batch.packets.map((p) => p.key),
+    )
+    s.held[2]?.settle()
+    await until(() => s.held.length === 4)
+    s.held[3]?.settle()
+    await ingest.stop()
+    expect(errors).toEqual(['STORE_WRITE_FAILED:true'])
+    expect(acked).toBe(30)
+    expect(ingest.metrics().counters).toMatchObject({
+      written: 30,
+      writeErrors: 1,
+      dropped: 0,
+      batches: 3,
+    })
+    expect(await s.inner.counts()).toEqual({ packets: 20, receptions: 30, undecoded: 0 })
+  })
+
+  it('writes one batch at a time with batch.inFlight 1, or for a store that does not declare more', async () => {
+    for (const [declared, inFlight] of [
+      [2, 1],
+      [undefined, 4],
+    ] as const) {
+      const s = overlappingStore(declared)
+      const ingest = createIngest({
+        store: s.store,
+        rateLimit: false,
+        batch: { maxRecords: 10, maxDelayMs: 1, inFlight },
+      })
+      await ingest.start()
+      for (const m of [...batchOf(10, 0x10), ...batchOf(10, 0x20)]) ingest.push(m)
+      await until(() => s.held.length === 1)
+      await new Promise((r) => setTimeout(r, 5))
+      expect(s.held).toHaveLength(1)
+      s.held[0]?.settle()
+      await until(() => s.held.length === 2)
+      s.held[1]?.settle()
+      await ingest.stop()
+      expect(s.most).toBe(1)
+      expect(await s.inner.counts()).toMatchObject({ packets: 20 })
+    }
+  })
+})

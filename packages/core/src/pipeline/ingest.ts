@@ -53,6 +53,13 @@ export interface BatchOptions {
    * @default 10
    */
   maxAttempts?: number
+  /**
+   * Batches handed to the store before the first of them is committed. Defaults to the store's
+   * {@link Store.writeConcurrency} (1 for a store that does not declare it), and is capped by it:
+   * a store that commits on another thread builds the next batch's rows while this one commits.
+   * Set 1 to write strictly one batch at a time.
+   */
+  inFlight?: number
 }
 
 /** Options of {@link createIngest}. */
@@ -327,6 +334,12 @@ export function createIngest(options: IngestOptions): Ingest {
   const retryInitial = options.batch?.retryInitialDelayMs ?? 100
   const retryMax = options.batch?.retryMaxDelayMs ?? 5000
   const maxAttempts = options.batch?.maxAttempts ?? 10
+  const storeConcurrency = Math.max(1, Math.floor(Number(store.writeConcurrency) || 1))
+  /** Batches in the store's hands at once (only a store that commits in call order takes more). */
+  const inFlight = Math.max(
+    1,
+    Math.min(storeConcurrency, Math.floor(options.batch?.inFlight ?? storeConcurrency)),
+  )
   const keepUndecoded = options.keepUndecoded ?? true
   const cache: MutableNodeCache = createNodeCache(options.cache)
   const m = createMetrics()
@@ -798,12 +811,67 @@ export function createIngest(options: IngestOptions): Ingest {
 
   /** Writes batches; with `all`, until the queue is empty, else while full batches are waiting. */
   async function writeLoop(all: boolean): Promise<void> {
+    if (inFlight > 1) return writeOverlapped(all)
     do {
       const items = queue.take(maxRecords)
       if (items.length === 0) return
       const prepared = prepare(items)
       if (prepared) await retryItems(prepared, undefined)
     } while (queue.size >= maxRecords || (all && queue.size > 0))
+  }
+
+  /**
+   * {@link writeLoop} for a store that takes several batches at once: up to `inFlight` batches are
+   * handed over before the first is committed, so the next one is built while the store commits.
+   * Each batch is settled after the one before it (counters, acks and `flush` events follow the
+   * commit order), and a batch that failed is retried or split only once every earlier batch is
+   * settled; the batches handed over after it may have been committed first (the store keeps a
+   * reception whose packet it does not have yet, and fills the packet in when it comes).
+   */
+  async function writeOverlapped(all: boolean): Promise<void> {
+    const handedOver: Promise<void>[] = []
+    let last: Promise<void> = Promise.resolve()
+    let first = true
+    for (;;) {
+      const more = first || queue.size >= maxRecords || (all && queue.size > 0)
+      if (more && queue.size > 0 && handedOver.length < inFlight) {
+        first = false
+        const prepared = prepare(queue.take(maxRecords))
+        if (!prepared) continue
+        last = settleAfter(last, prepared, handOver(prepared.batch), performance.now())
+        handedOver.push(last)
+        continue
+      }
+      const oldest = handedOver.shift()
+      if (!oldest) return
+      await oldest
+    }
+  }
+
+  /** Calls `writeBatch`; resolves to `undefined` once committed, or to the failure. */
+  function handOver(batch: WriteBatch): Promise<{ error: unknown } | undefined> {
+    try {
+      return store.writeBatch(batch).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      )
+    } catch (error) {
+      return Promise.resolve({ error })
+    }
+  }
+
+  /** Settles a handed-over batch once `before` (the batch handed over before it) is settled. */
+  async function settleAfter(
+    before: Promise<void>,
+    p: Prepared,
+    write: Promise<{ error: unknown } | undefined>,
+    started: number,
+  ): Promise<void> {
+    const failure = await write
+    const durationMs = performance.now() - started
+    await before
+    if (failure === undefined) committed(p, durationMs, 1)
+    else await retryItems(p, failure.error)
   }
 
   interface Prepared {

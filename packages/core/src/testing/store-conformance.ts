@@ -89,6 +89,35 @@ export function describeStoreConformance(
       expect(got.map((r) => r.gatewayId)).toEqual(['!a0c00001', '!a0c00003', '!a0c00002'])
     })
 
+    it('commits batches handed over at once in call order, as many as its writeConcurrency', async () => {
+      const n = store.writeConcurrency ?? 1
+      expect(Number.isInteger(n) && n >= 1).toBe(true)
+      const p = samplePacket(11)
+      const q = samplePacket(12)
+      const later = { ...p, receivedAt: p.receivedAt + 5000 }
+      // Batch k writes a copy heard by gateway k; the second writes the packet again (changed), and
+      // the first a reception of a packet that only a later batch writes.
+      const batches = Array.from({ length: Math.max(n, 3) }, (_, k) => ({
+        packets: k === 0 ? [p] : k === 1 ? [later] : k === 2 ? [q] : [],
+        receptions: [sampleReception(p, k + 1, 10 * (k + 1)), sampleReception(q, k + 1)],
+        undecoded: [],
+      }))
+      const settled: number[] = []
+      for (let from = 0; from < batches.length; from += n) {
+        await Promise.all(
+          batches
+            .slice(from, from + n)
+            .map((b, i) => store.writeBatch(b).then(() => settled.push(from + i))),
+        )
+      }
+      expect(settled).toEqual(batches.map((_, k) => k))
+      expect((await store.getPacket(p.key))?.receivedAt).toBe(p.receivedAt)
+      expect(await store.getPacket(q.key)).toEqual(JSON.parse(JSON.stringify(q)))
+      const gateways = batches.map((_, k) => sampleReception(p, k + 1).gatewayId)
+      expect((await store.getReceptions(p.key)).map((r) => r.gatewayId)).toEqual(gateways)
+      expect((await store.getReceptions(q.key)).map((r) => r.gatewayId)).toEqual(gateways)
+    })
+
     it('keeps a reception whose packet is not stored', async () => {
       const p = samplePacket(10)
       await store.writeBatch({ packets: [], receptions: [sampleReception(p, 1)], undecoded: [] })
