@@ -43,7 +43,7 @@ import { createResultList } from '../lib/report.js'
 const SCALE = Number(process.env.HOSTILE_FUZZ_SCALE ?? 1)
 const FC_RUNS = Math.round(60_000 * SCALE)
 const CODEC_MUTATED = Math.round(640_000 * SCALE)
-const PIPELINE_RUNS = 12
+const PIPELINE_RUNS = 16
 const PIPELINE_PER_RUN = Math.round(25_000 * SCALE)
 const PIPELINE_TOTAL = PIPELINE_RUNS * PIPELINE_PER_RUN
 const TOTAL = FC_RUNS + CODEC_MUTATED + PIPELINE_TOTAL
@@ -324,7 +324,8 @@ describe('hostile input: fuzz', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshtap-hostile-'))
     try {
       for (let run = 0; run < PIPELINE_RUNS; run++) {
-        const variant = run % 4
+        // Four stores in turn, then two that take several batches at once (writeConcurrency).
+        const variant = run < 12 ? run % 4 : 4 + (run % 2)
         const rng = createRng(1000 + run)
         const mutator = createMutator(pool, 77 + run)
         // Half real traffic (with its gateway copies, so duplicates), half hostile, interleaved.
@@ -360,10 +361,24 @@ describe('hostile input: fuzz', () => {
           store = flakyStore(memory, 50)
           options.batch = { maxRecords: 200, maxAttempts: 2, retryInitialDelayMs: 1 }
           name = 'store refusing 1 packet in 50 for good, maxAttempts 2'
-        } else {
+        } else if (variant === 3) {
           store = createSqliteStore({ path: join(dir, `run-${run}.db`) })
           name = 'SQLite store, rate limit 1/s burst 5'
           options.rateLimit = { ratePerSecond: 1, burst: 5 }
+        } else if (variant === 4) {
+          // Two batches in the store's hands at once, one packet in 50 refused for good: the
+          // failed batches are split and retried after the batches handed over behind them.
+          store = overlapping(flakyStore(slowStore(memory), 50))
+          options.rateLimit = false
+          options.batch = { maxRecords: 100, maxDelayMs: 5, maxAttempts: 2, retryInitialDelayMs: 1 }
+          name = 'slow store taking 2 batches at once, refusing 1 packet in 50 for good'
+        } else {
+          store = overlapping(
+            createSqliteStore({ path: join(dir, `run-${run}.db`), writerThread: true }),
+          )
+          options.rateLimit = false
+          options.batch = { maxRecords: 200, maxDelayMs: 5 }
+          name = 'SQLite store on a writer thread (2 batches at once)'
         }
         const ingest = createIngest({ store, keys: CHANNELS, closeStore: false, ...options })
         const ledger = ledgerOf(ingest)
@@ -381,14 +396,7 @@ describe('hostile input: fuzz', () => {
         await store.close?.()
         report.add({
           input: `pipeline run ${run + 1} (${name})`,
-          result: `received ${a.received} = written ${a.written} + dropped ${a.dropped} (${Object.entries(
-            c.droppedByReason,
-          )
-            .filter(([, v]) => v > 0)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(
-              ', ',
-            )}) + repeats ${a.repeats} + failed-not-kept ${a.failedNotKept}; duplicates ${c.duplicates}; thrown ${source.thrown.length}; unacked ${acks.unacked}; errors ${ledger.errors.length}`,
+          result: `received ${a.received} = written ${a.written} + dropped ${a.dropped}${reasonsOf(c.droppedByReason)} + repeats ${a.repeats} + failed-not-kept ${a.failedNotKept}; duplicates ${c.duplicates}; thrown ${source.thrown.length}; unacked ${acks.unacked}; errors ${ledger.errors.length}`,
         })
         const context = `run ${run + 1} (${name})`
         expect(source.thrown, context).toEqual([])
@@ -412,6 +420,8 @@ describe('hostile input: fuzz', () => {
         if (variant === 1) expect(c.droppedByReason['queue-full'], context).toBeGreaterThan(0)
         if (variant === 2) expect(c.droppedByReason['store-failed'], context).toBeGreaterThan(0)
         if (variant === 3) expect(c.droppedByReason['rate-limited'], context).toBeGreaterThan(0)
+        if (variant === 4) expect(c.droppedByReason['store-failed'], context).toBeGreaterThan(0)
+        if (variant >= 4) expect(mostAtOnce.get(store), context).toBe(2)
         expect(classes.length, context).toBeGreaterThan(PIPELINE_PER_RUN / 3)
       }
     } finally {
@@ -423,6 +433,44 @@ describe('hostile input: fuzz', () => {
     })
   }, 180_000)
 })
+
+/** ` (queue-full 3, store-failed 1)`: the reasons of the drops, if any. */
+function reasonsOf(byReason: Record<string, number>): string {
+  const parts = Object.entries(byReason)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${v}`)
+  return parts.length > 0 ? ` (${parts.join(', ')})` : ''
+}
+
+/** The most `writeBatch` calls each {@link overlapping} store had at once. */
+const mostAtOnce = new WeakMap<Store, number>()
+
+/**
+ * `inner` declaring `writeConcurrency: 2` (it commits in call order: the memory store commits when
+ * called, the threaded SQLite store posts to its thread in order), counting the calls at once.
+ */
+function overlapping(inner: Store): Store {
+  let now = 0
+  const store: Store = {
+    getPacket: (key) => inner.getPacket(key),
+    getReceptions: (key) => inner.getReceptions(key),
+    counts: () => inner.counts(),
+    close: async () => inner.close?.(),
+    name: inner.name,
+    writeConcurrency: 2,
+    async writeBatch(batch: WriteBatch) {
+      now++
+      mostAtOnce.set(store, Math.max(mostAtOnce.get(store) ?? 0, now))
+      try {
+        await inner.writeBatch(batch)
+      } finally {
+        now--
+      }
+    },
+  }
+  if (inner.init) store.init = () => (inner.init as () => Promise<void>)()
+  return store
+}
 
 /** The memory store behind a writer that waits 2 ms for every batch (like slow async I/O). */
 function slowStore(inner: Store): Store {
