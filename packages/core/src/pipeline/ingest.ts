@@ -829,8 +829,8 @@ export function createIngest(options: IngestOptions): Ingest {
    * reception whose packet it does not have yet, and fills the packet in when it comes).
    */
   async function writeOverlapped(all: boolean): Promise<void> {
+    // The batches in the store's hands, oldest first; every batch before them is settled.
     const handedOver: Promise<void>[] = []
-    let last: Promise<void> = Promise.resolve()
     let first = true
     for (;;) {
       const more = first || queue.size >= maxRecords || (all && queue.size > 0)
@@ -838,8 +838,8 @@ export function createIngest(options: IngestOptions): Ingest {
         first = false
         const prepared = prepare(queue.take(maxRecords))
         if (!prepared) continue
-        last = settleAfter(last, prepared, handOver(prepared.batch), performance.now())
-        handedOver.push(last)
+        const before = handedOver[handedOver.length - 1] ?? Promise.resolve()
+        handedOver.push(settleAfter(before, prepared, handOver(prepared.batch), performance.now()))
         continue
       }
       const oldest = handedOver.shift()
