@@ -13,7 +13,7 @@ import type {
   StoreQueries,
   WriteBatch,
 } from '@meshtap/protocol'
-import { encodeEnvelope, encodeMeshPacket } from '@meshtap/protocol/store-kit'
+import { encodeEnvelope, encodeMeshPacket, retentionWindowMs } from '@meshtap/protocol/store-kit'
 import { codeOf, PgStoreError, wrapError } from './errors.js'
 import { migrate, SCHEMA_VERSION, schemaVersion } from './migrations.js'
 import { DAY_MS, dayOf, hash32, LOCK_SPACE, PartitionManager, serverVersion } from './partitions.js'
@@ -506,12 +506,6 @@ export function createPgStore(options: PgStoreOptions): PgStore {
     }
   }
 
-  function windowOf(table: PgRetentionTable): number | undefined {
-    const w = retention?.windows?.[table]
-    if (w === false) return undefined
-    return w ?? retention?.defaultMs ?? 90 * DAY
-  }
-
   async function pruneAll(scheduled: boolean): Promise<PgRetentionResult> {
     const started = performance.now()
     const result: PgRetentionResult = {
@@ -540,11 +534,11 @@ export function createPgStore(options: PgStoreOptions): PgStore {
       try {
         const concurrently = (await serverVersion(client)) >= 140_000
         await partitions.load(client)
-        const packetsWindow = windowOf('packets')
+        const packetsWindow = retentionWindowMs(retention, 'packets')
         const packetsCutoff = packetsWindow === undefined ? undefined : dayOf(t - packetsWindow)
         for (const [key, table] of PARTITIONED) {
           if (closed) break
-          const w = windowOf(key)
+          const w = retentionWindowMs(retention, key)
           const own = w === undefined ? undefined : dayOf(t - w)
           const cutoff =
             own === undefined
@@ -599,7 +593,7 @@ export function createPgStore(options: PgStoreOptions): PgStore {
           if (total > 0) result.deleted.packets = total
         }
         for (const [key, table, time, keys] of DELETED) {
-          const w = windowOf(key)
+          const w = retentionWindowMs(retention, key)
           if (w === undefined || closed) continue
           let total = 0
           for (;;) {

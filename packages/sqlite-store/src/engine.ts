@@ -6,6 +6,7 @@
  * @module
  */
 import type { DecodedPacket, WriteBatch } from '@meshtap/protocol'
+import { retentionWindowMs } from '@meshtap/protocol/store-kit'
 import {
   type Checkpointer,
   type CheckpointStats,
@@ -16,8 +17,6 @@ import type { SqliteDatabase } from './database.js'
 import { SqliteStoreError, wrapError } from './errors.js'
 import type { RetentionOptions, RetentionResult, RetentionTable } from './sqlite-store.js'
 import { createWriter, type Writer } from './writer.js'
-
-const DAY = 86_400_000
 
 const RETENTION_TABLES: readonly (readonly [RetentionTable, string, string, string])[] = [
   ['receptions', 'receptions', 'received_at', 'id'],
@@ -143,12 +142,6 @@ export function createWriteEngine(db: SqliteDatabase, options: EngineOptions): W
     transaction('writing node state', true, () => undefined)
   }
 
-  function windowOf(table: RetentionTable): number | undefined {
-    const w = retention?.windows?.[table]
-    if (w === false) return undefined
-    return w ?? retention?.defaultMs ?? 90 * DAY
-  }
-
   async function pruneAll(t: number): Promise<RetentionResult> {
     const started = performance.now()
     // State still in memory would bring pruned nodes and links back after the run.
@@ -156,7 +149,7 @@ export function createWriteEngine(db: SqliteDatabase, options: EngineOptions): W
     const chunk = Math.max(1, Math.floor(retention?.chunkSize ?? 5000))
     const deleted: Partial<Record<RetentionTable, number>> = {}
     for (const [key, table, time, id] of RETENTION_TABLES) {
-      const windowMs = windowOf(key)
+      const windowMs = retentionWindowMs(retention, key)
       if (windowMs === undefined) continue
       const cutoff = t - windowMs
       const del = db.prepare(

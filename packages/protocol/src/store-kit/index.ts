@@ -4,7 +4,7 @@
  * telemetry columns, messages, traceroutes, neighbours), aggregation helpers, the envelope rebuilt
  * from a kept header and ciphertext for re-decryption, the opaque keyset cursors of pages, and the
  * read side every store shares: query checks, keyset paging and the mapping of database rows to the
- * domain rows (each store keeps only its SQL dialect). For store authors; apps do not need it.
+ * domain rows (each store keeps only its SQL dialect), and the retention window of a table. For store authors; apps do not need it.
  * @module
  */
 export * from './aggregates.js'
@@ -13,4 +13,5 @@ export * from './envelope.js'
 export * from './extract.js'
 export * from './packing.js'
 export * from './paging.js'
+export * from './retention.js'
 export * from './rows.js'
