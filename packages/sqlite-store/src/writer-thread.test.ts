@@ -9,7 +9,7 @@ import {
 import type { WriteBatch } from '@meshtap/protocol'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { runChild, tmpFile } from '../test/helpers.js'
+import { inlineCounts, runChild, tmpFile } from '../test/helpers.js'
 import { SqliteStoreError } from './errors.js'
 import { createSqliteStore } from './sqlite-store.js'
 
@@ -158,11 +158,8 @@ describe('createSqliteStore({ writerThread: true })', () => {
       code: 'STORE_CLOSED',
     })
     const reopened = createSqliteStore({ path: file, readonly: true })
-    const inline = createSqliteStore({ path: tmpFile(), retention: false })
-    for (const b of BATCHES) await inline.writeBatch(b)
-    expect(await reopened.counts()).toEqual(await inline.counts())
+    expect(await reopened.counts()).toEqual(await inlineCounts(BATCHES))
     await reopened.close()
-    await inline.close()
   })
 
   it('needs a database file', async () => {

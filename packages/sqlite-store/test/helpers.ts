@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { StoreCounts, WriteBatch } from '@meshtap/protocol'
 import { afterAll } from 'vitest'
+import { createSqliteStore } from '../src/sqlite-store.js'
 
 const dirs: string[] = []
 
@@ -33,4 +35,15 @@ export function runChild(script: string, args: string[], timeoutMs = 25_000): Pr
       (err, stdout) => (err ? fail(err) : done(stdout)),
     ),
   )
+}
+
+/** The counts of a fresh store that wrote `batches` on its own connection: what another must match. */
+export async function inlineCounts(batches: readonly WriteBatch[]): Promise<StoreCounts> {
+  const reference = createSqliteStore({ path: tmpFile(), retention: false })
+  try {
+    for (const b of batches) await reference.writeBatch(b)
+    return await reference.counts()
+  } finally {
+    await reference.close()
+  }
 }
