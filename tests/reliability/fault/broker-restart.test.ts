@@ -12,6 +12,7 @@ import {
   receptionId,
   simulatedMessages,
   startCollector,
+  storedCount,
   waitFor,
 } from '../lib/fault-collector.js'
 import { type RestartableBroker, startRestartableBroker } from '../lib/fault-mosquitto.js'
@@ -31,14 +32,6 @@ afterAll(async () => {
   await broker?.close()
   rmSync(dir, { recursive: true, force: true })
 })
-
-function storedCount(db: string): number {
-  try {
-    return readStored(db).receptions.length
-  } catch {
-    return 0
-  }
-}
 
 const connections = (c: CollectorProcess) => c.stderr().match(/connected to mqtt:/g)?.length ?? 0
 

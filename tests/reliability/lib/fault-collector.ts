@@ -162,6 +162,28 @@ export function readStored(path: string): StoredRows {
   }
 }
 
+/**
+ * Reception rows committed so far, or 0 before the file exists: a `count(*)` cheap enough to poll
+ * while the collector writes (reading every row, as {@link readStored} does, takes longer the more
+ * is stored, so a poll would notice a threshold long after it was passed).
+ */
+export function storedCount(path: string): number {
+  let db: Database.Database
+  try {
+    db = new Database(path, { fileMustExist: true, readonly: true })
+  } catch {
+    return 0 // not created yet
+  }
+  try {
+    db.pragma('busy_timeout = 10000')
+    return (db.prepare('SELECT count(*) AS n FROM receptions').get() as { n: number }).n
+  } catch {
+    return 0 // the schema is not created yet
+  } finally {
+    db.close()
+  }
+}
+
 /** Compares what was published with what was stored. */
 export interface Accounting {
   /** Published envelopes with no reception row. */
