@@ -373,10 +373,11 @@ describe('createWsServer: stream', () => {
     const c = await client(h)
     await subscribe(c, { filter: { nodes: [1] }, snapshot: false })
     await traffic(mesh.feed, 5, 40)
-    await waitFor(() => c.seqs.length > 0, 2000, 'a checkpoint')
-    const last = c.messages.filter((m) => m.type === 'batch').at(-1)
-    expect(last).toMatchObject({ type: 'batch', events: [] })
-    expect(c.seqs.at(-1)).toBe(h.live.metrics().seq)
+    // Checkpoints may come while the traffic runs; wait for the one that catches up with the end.
+    await waitFor(() => c.seqs.at(-1) === h.live.metrics().seq, 2000, 'the last checkpoint')
+    const batches = c.messages.filter((m) => m.type === 'batch')
+    expect(batches.length).toBeGreaterThan(0)
+    for (const b of batches) expect(b).toMatchObject({ type: 'batch', events: [] })
   })
 })
 
@@ -531,15 +532,17 @@ describe('createWsServer: bad clients', () => {
   })
 
   it('terminates a client that does not answer pings', async () => {
-    const { h } = await setup({ heartbeatMs: 40, heartbeatTimeoutMs: 120 })
+    // A timeout several heartbeats long, so that a stalled event loop on a busy machine (a pong
+    // read late) does not make the client that answers look dead too.
+    const { h } = await setup({ heartbeatMs: 100, heartbeatTimeoutMs: 600 })
     const dead = await client(h, { autoPong: false })
     const alive = await client(h)
-    await waitFor(() => h.live.metrics().heartbeatTimeouts === 1, 3000, 'the dead client')
+    await waitFor(() => h.live.metrics().heartbeatTimeouts >= 1, 5000, 'the dead client')
     expect((await dead.closed).code).toBe(1006)
-    await sleep(200)
+    await sleep(700) // more than a whole timeout: the client that answers pings stays
     alive.send({ type: 'ping', id: 'x' })
     await alive.next('pong')
-    expect(h.live.metrics().clients).toBe(1)
+    expect(h.live.metrics()).toMatchObject({ heartbeatTimeouts: 1, clients: 1 })
   })
 
   it('caps connections with HTTP 503', async () => {
