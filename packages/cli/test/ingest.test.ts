@@ -42,7 +42,9 @@ describe('meshtap ingest', () => {
           '--db',
           db,
           '--idle-exit-ms',
-          '600',
+          // Long enough that a busy machine's stall (the publisher connecting, a slow QoS 1 round
+          // trip) does not end the run before everything was published.
+          '2000',
           '--no-rate-limit',
           ...extra,
         ],

@@ -169,8 +169,10 @@ describe('meshtap simulate --out', () => {
     expect(published).toBe(200)
     // Envelope i is due at i/rate: the last one at 497.5 ms.
     expect(durationMs).toBeGreaterThanOrEqual(490)
-    expect(durationMs).toBeLessThan(800)
-    expect(rate).toBeGreaterThan(250)
+    // Paced by absolute time, lateness does not add up: a busy machine ends late only by its
+    // last stall.
+    expect(durationMs).toBeLessThan(1500)
+    expect(rate).toBeGreaterThan(200 / 1.5)
     expect(rate).toBeLessThanOrEqual(410)
   })
 
@@ -185,7 +187,9 @@ describe('meshtap simulate --out', () => {
     ])
     expect(r.code).toBe(0)
     const s = r.summary as SimulateSummary
-    expect(s.published).toBeGreaterThanOrEqual(28)
+    // 100/s for 300 ms: never more than the 30 due before the deadline; a busy machine may wake
+    // late near the end and send a few less.
+    expect(s.published).toBeGreaterThanOrEqual(20)
     expect(s.published).toBeLessThanOrEqual(31)
   })
 
@@ -467,7 +471,7 @@ describe.skipIf(!broker)(`meshtap simulate --url (${broker?.name ?? 'no broker'}
       const s = r.summary as SimulateSummary
       expect(s.published).toBe(300)
       expect(s.durationMs).toBeGreaterThanOrEqual(590)
-      expect(s.durationMs).toBeLessThan(1000)
+      expect(s.durationMs).toBeLessThan(2000) // lateness does not add up (absolute pacing)
       await sub.until(300, 5000)
       expect(sub.topics).toHaveLength(300)
     } finally {
