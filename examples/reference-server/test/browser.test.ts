@@ -1,5 +1,8 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { encodeEnvelope } from '@meshtap/core'
+import { PortNum } from '@meshtap/protocol'
+import mqtt from 'mqtt'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildWebUi, CHROMIUM, getJson, startTestServer, until } from './helpers.js'
@@ -63,7 +66,35 @@ describe.skipIf(!available && !process.env.CI)('web UI in Chromium', () => {
     const nodes = page.getByTestId('map-node')
     await until(async () => (await nodes.count()) > 0)
     const first = await nodes.count()
-    // More nodes arrive over the WebSocket while the page is open.
+    // More nodes arrive over the WebSocket while the page is open. However slowly the browser
+    // started (the simulator may have placed every node it will ever place by now), a node that
+    // was never heard of before reports a position beside a node already on the map.
+    const { body } = await getJson(`${t.server.url}/api/nodes?limit=1000`)
+    const near = (body.items as { position?: { latitude: number; longitude: number } }[]).find(
+      (n) => n.position,
+    )?.position
+    expect(near).toBeDefined()
+    const newcomer = await mqtt.connectAsync(t.server.mqttUrl as string)
+    try {
+      const bytes = encodeEnvelope({
+        from: 0x0e1e0001,
+        id: 1,
+        portnum: PortNum.POSITION_APP,
+        payload: {
+          latitudeI: Math.round((near?.latitude ?? 0) * 1e7) + 3000,
+          longitudeI: Math.round((near?.longitude ?? 0) * 1e7) + 3000,
+          precisionBits: 32,
+        },
+        encrypt: true,
+        gatewayId: '!0e1e0001',
+        hopStart: 3,
+        hopLimit: 3,
+        rxTime: Math.floor(Date.now() / 1000),
+      })
+      await newcomer.publishAsync('msh/US/2/e/LongFast/!0e1e0001', Buffer.from(bytes))
+    } finally {
+      await newcomer.endAsync()
+    }
     await until(async () => (await nodes.count()) > first, 10_000)
     await until(async () => (await nodes.count()) >= 10, 8000).catch(() => undefined) // a fuller screenshot
     await expect(page.getByTestId('connection-state').textContent()).resolves.toMatch(/live/)
